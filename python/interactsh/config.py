@@ -1,0 +1,134 @@
+"""Server configuration: one dataclass that every component reads.
+
+The CLI (``interactsh.cli``) fills it from flags, the ``-config`` YAML file
+and the environment, then calls :meth:`ServerConfig.problems` once and
+reports every invalid option together.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from interactsh.store.base import AES_MODES, StoreOptions
+
+DAY_SECONDS = 86400.0
+STORE_ENGINES = ("rust", "python")
+EVICTION_STRATEGIES = ("sliding", "fixed")
+
+
+@dataclass
+class ServerConfig:
+    """Every option of the server, with the embedded defaults.
+
+    The defaults start a server a user can try without root: loopback
+    addresses, the test domain ``oast.test`` and unprivileged ports.
+    """
+
+    domains: list[str] = field(default_factory=lambda: ["oast.test"])
+    ips: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    listen_ip: str = "127.0.0.1"
+    dns_port: int = 8053
+    http_port: int = 8080
+
+    eviction_days: float = 30.0
+    no_eviction: bool = False
+    eviction_strategy: str = "sliding"
+    auth: bool = False
+    token: str = ""
+    acao_url: str = "*"
+    cid_length: int = 20
+    nonce_length: int = 13
+    origin_ip_header: str = ""
+    custom_records: str = ""
+    metrics: bool = False
+    server_header: str = ""
+    disable_version: bool = False
+    scan_everywhere: bool = False
+    debug: bool = False
+
+    aes_mode: str = "ctr"
+    store_engine: str = "rust"
+
+    # Limits. Sizes are bytes, durations seconds.
+    max_request_size: int = 64 * 1024
+    max_register_body: int = 16 * 1024
+    max_session_items: int = 10_000
+    max_session_bytes: int = 16 * 1024 * 1024
+    max_shared_items: int = 10_000
+    max_poll_items: int = 5_000
+    max_poll_bytes: int = 8 * 1024 * 1024
+    http_header_timeout: float = 10.0
+    http_max_connections_per_ip: int = 256
+    dns_tcp_idle_timeout: float = 10.0
+    dns_tcp_max_connections_per_ip: int = 64
+    dns_udp_payload_limit: int = 1232
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        """Return the session TTL in seconds, or ``None`` without eviction."""
+        return None if self.no_eviction else self.eviction_days * DAY_SECONDS
+
+    @property
+    def auth_token(self) -> str | None:
+        """Return the token that the API requires, or ``None`` when auth is off."""
+        return self.token or None
+
+    def store_options(self) -> StoreOptions:
+        """Return the store limits and policies this configuration asks for."""
+        return StoreOptions(
+            correlation_id_length=self.cid_length,
+            aes_mode=self.aes_mode,  # type: ignore[arg-type]  # checked by problems()
+            ttl_seconds=self.ttl_seconds,
+            eviction_strategy=self.eviction_strategy,  # type: ignore[arg-type]  # checked by problems()
+            max_session_items=self.max_session_items,
+            max_session_bytes=self.max_session_bytes,
+            max_shared_items=self.max_shared_items,
+            max_page_items=self.max_poll_items,
+            max_page_bytes=self.max_poll_bytes,
+        )
+
+    def problems(self) -> list[str]:
+        """Return one message per invalid option, naming the value and the fix."""
+        found: list[str] = []
+        if not self.domains:
+            found.append("-domain is missing: pass the domain delegated to this server, e.g. -domain oast.example")
+        for domain in self.domains:
+            if not _is_domain_name(domain):
+                found.append(f"-domain {domain!r} is not a valid DNS name: use labels of letters, digits and '-'")
+        for ip in self.ips:
+            if not _is_ip(ip):
+                found.append(f"-ip {ip!r} is not an IPv4 or IPv6 address")
+        if not _is_ip(self.listen_ip):
+            found.append(f"-listen-ip {self.listen_ip!r} is not an IPv4 or IPv6 address")
+        for flag, port in (("-dns-port", self.dns_port), ("-http-port", self.http_port)):
+            if not 0 <= port <= 65535:
+                found.append(f"{flag} {port} is out of range: use 1-65535, or 0 for a free port")
+        if self.eviction_days <= 0 and not self.no_eviction:
+            found.append(f"-eviction {self.eviction_days} must be positive: use -no-eviction to keep sessions forever")
+        if self.eviction_strategy not in EVICTION_STRATEGIES:
+            found.append(f"-eviction-strategy {self.eviction_strategy!r} is invalid: use sliding or fixed")
+        if self.cid_length < 3:
+            found.append(f"-cidl {self.cid_length} is too small: the minimum is 3")
+        if self.nonce_length < 3:
+            found.append(f"-cidn {self.nonce_length} is too small: the minimum is 3")
+        if self.aes_mode not in AES_MODES:
+            found.append(f"-aes-mode {self.aes_mode!r} is invalid: use ctr or cfb")
+        if self.store_engine not in STORE_ENGINES:
+            found.append(f"-store-engine {self.store_engine!r} is invalid: use rust or python")
+        return found
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_domain_name(text: str) -> bool:
+    labels = text.rstrip(".").split(".")
+    if not text or len(text) > 253:
+        return False
+    return all(0 < len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii() for label in labels)
