@@ -45,6 +45,7 @@ class ServerConfig:
     server_header: str = ""
     disable_version: bool = False
     scan_everywhere: bool = False
+    dynamic_resp: bool = False
     debug: bool = False
 
     aes_mode: str = "ctr"
@@ -59,6 +60,7 @@ class ServerConfig:
     max_poll_items: int = 5_000
     max_poll_bytes: int = 8 * 1024 * 1024
     http_header_timeout: float = 10.0
+    max_dynamic_delay: float = 10.0
     http_max_connections_per_ip: int = 256
     dns_tcp_idle_timeout: float = 10.0
     dns_tcp_max_connections_per_ip: int = 64

@@ -1,0 +1,65 @@
+"""The command-line flags: upstream's names and short forms, and this server's own.
+
+Each :class:`Flag` names the :class:`~interactsh.config.ServerConfig` field it
+sets, so the command line, the ``-config`` YAML file (keys are the long flag
+names) and the help text come from one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FlagKind = Literal["str", "int", "float", "bool", "list"]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line option."""
+
+    names: tuple[str, ...]
+    field: str
+    kind: FlagKind
+    help: str
+
+    @property
+    def long_name(self) -> str:
+        """Return the longest name without its dash, the key used in YAML files."""
+        return max(self.names, key=len).lstrip("-")
+
+
+FLAGS: tuple[Flag, ...] = (
+    # Input.
+    Flag(("-d", "-domain"), "domains", "list", "domains served, comma separated; the first is the primary one"),
+    Flag(("-i", "-ip"), "ips", "list", "IPv4/IPv6 addresses returned in DNS answers, comma separated"),
+    Flag(("-lip", "-listen-ip"), "listen_ip", "str", "address every listener binds"),
+    Flag(("-e", "-eviction"), "eviction_days", "float", "days a session lives without activity by its owner"),
+    Flag(("-ne", "-no-eviction"), "no_eviction", "bool", "never expire sessions"),
+    Flag(("-es", "-eviction-strategy"), "eviction_strategy", "str", "sliding (TTL from the last register or poll) or fixed (TTL from registration)"),
+    Flag(("-a", "-auth"), "auth", "bool", "require a token on the API, generating one when -token is absent"),
+    Flag(("-t", "-token"), "token", "str", "token the API requires in the Authorization header"),
+    Flag(("-acao-url",), "acao_url", "str", "value of the Access-Control-Allow-Origin header"),
+    Flag(("-se", "-scan-everywhere"), "scan_everywhere", "bool", "also look for ids in HTTP headers and bodies and in whole DNS messages"),
+    Flag(("-cidl", "-correlation-id-length"), "cid_length", "int", "length of correlation ids (characters)"),
+    Flag(("-cidn", "-correlation-id-nonce-length"), "nonce_length", "int", "length of the nonce after the correlation id (characters)"),
+    Flag(("-oih", "-origin-ip-header"), "origin_ip_header", "str", "HTTP header that holds the client address behind a reverse proxy"),
+    # Config.
+    Flag(("-cr", "-custom-records"), "custom_records", "str", "YAML file of custom DNS records"),
+    Flag(("-dr", "-dynamic-resp"), "dynamic_resp", "bool", "let query parameters shape HTTP responses (status, header, body, b64_body, delay)"),
+    Flag(("-csh", "-server-header"), "server_header", "str", "value of the HTTP Server header"),
+    Flag(("-dv", "-disable-version"), "disable_version", "bool", "leave out the X-Interactsh-Version header"),
+    Flag(("-aes-mode",), "aes_mode", "str", "cipher of polled interactions: ctr (clients since 1.3.0) or cfb (older clients)"),
+    Flag(("-store-engine",), "store_engine", "str", "interaction store: rust (default) or python"),
+    # Services.
+    Flag(("-dns-port",), "dns_port", "int", "DNS port, UDP and TCP (0 picks a free port)"),
+    Flag(("-http-port",), "http_port", "int", "HTTP port (0 picks a free port)"),
+    # Limits.
+    Flag(("-max-request-size",), "max_request_size", "int", "bytes of an HTTP request body and head that are recorded"),
+    Flag(("-max-session-items",), "max_session_items", "int", "queued interactions a session keeps before dropping the oldest"),
+    Flag(("-max-session-bytes",), "max_session_bytes", "int", "queued bytes a session keeps before dropping the oldest"),
+    Flag(("-max-poll-items",), "max_poll_items", "int", "interactions one poll returns at most"),
+    Flag(("-max-poll-bytes",), "max_poll_bytes", "int", "plaintext bytes one poll returns at most"),
+    # Debug.
+    Flag(("-metrics",), "metrics", "bool", "serve /metrics"),
+    Flag(("-debug",), "debug", "bool", "log at debug level, including every interaction"),
+)

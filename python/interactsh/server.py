@@ -1,0 +1,100 @@
+"""Server wiring: one store, one recorder, the listeners, one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from interactsh.config import ServerConfig
+from interactsh.listeners.dns import DnsListener, start_dns
+from interactsh.listeners.http import HttpListener, build_app, start_http
+from interactsh.metrics import Counters
+from interactsh.recording import Recorder
+from interactsh.store import Store, create_store
+
+log = logging.getLogger("interactsh.server")
+store_log = logging.getLogger("interactsh.store")
+
+# How often expired sessions are removed; expired ones already read as absent.
+MAX_EXPIRY_INTERVAL = 60.0
+
+
+def open_store(config: ServerConfig) -> Store:
+    """Create the configured store engine, falling back to Python without the extension."""
+    try:
+        return create_store(config.store_engine, config.store_options())
+    except ImportError as error:
+        store_log.warning("the Rust store could not be loaded (%s); using the Python store instead", error)
+        return create_store("python", config.store_options())
+
+
+class InteractshServer:
+    """The listeners of one server process around one shared store."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.counters = Counters()
+        self.store = open_store(config)
+        self.recorder = Recorder(config, self.store, self.counters)
+        self.dns: DnsListener | None = None
+        self.http: HttpListener | None = None
+        self._expiry_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Bind every listener; raise ``OSError`` when a port cannot be bound."""
+        config = self.config
+        log.info("store engine: %s, AES mode %s", type(self.store).__name__, config.aes_mode)
+        self.dns = await start_dns(config, self.recorder)
+        log.info("DNS listening on %s port %d (UDP and TCP)", config.listen_ip, self.dns.udp_port)
+        self.http = await start_http(config, build_app(config, self.recorder))
+        log.info("HTTP listening on %s port %d", config.listen_ip, self.http.port)
+        log.info("serving domains: %s", ", ".join(config.domains))
+        self._expiry_task = asyncio.create_task(self._expire_periodically())
+
+    async def stop(self) -> None:
+        """Close every listener and stop background work."""
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry_task
+        if self.http is not None:
+            await self.http.close()
+        if self.dns is not None:
+            await self.dns.close()
+        log.info("server stopped")
+
+    async def _expire_periodically(self) -> None:
+        ttl = self.config.ttl_seconds
+        interval = MAX_EXPIRY_INTERVAL if ttl is None else max(1.0, min(MAX_EXPIRY_INTERVAL, ttl / 10))
+        while True:
+            await asyncio.sleep(interval)
+            removed = self.store.expire()
+            if removed:
+                store_log.info("expired %d idle sessions", removed)
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run the server until SIGINT or SIGTERM."""
+    server = InteractshServer(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await server.stop()
+
+
+def run(config: ServerConfig) -> None:
+    """Run :func:`serve` on uvloop when it is installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(config))
+    else:
+        uvloop.run(serve(config))

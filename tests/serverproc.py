@@ -1,0 +1,121 @@
+"""The real server process on free loopback ports, for tests of every listener."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import interactsh
+from interactsh.client import InteractshClient
+
+HOST = "127.0.0.1"
+DOMAIN = "oast.test"
+STARTUP_TIMEOUT = 30.0
+SHUTDOWN_TIMEOUT = 15.0
+PACKAGE_ROOT = str(Path(interactsh.__file__).resolve().parent.parent)
+
+
+def free_port() -> int:
+    """Return a port that is free for both TCP and UDP on the loopback address."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((HOST, 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((HOST, port))
+                except OSError:
+                    continue
+                return int(port)
+    raise RuntimeError("no port free for both TCP and UDP on 127.0.0.1 after 50 tries")
+
+
+@dataclass
+class RunningServer:
+    """One ``interactsh-server`` process started by a test."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    dns_port: int
+    http_port: int
+    args: list[str]
+    domain: str = DOMAIN
+    token: str | None = None
+    clients: list[InteractshClient] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def client(self, *, register: bool = True, **options: object) -> InteractshClient:
+        """Return a client of this server, registered unless ``register`` is false."""
+        options.setdefault("token", self.token)
+        client = InteractshClient(self.base_url, **options)  # type: ignore[arg-type]
+        if register:
+            client.register()
+        self.clients.append(client)
+        return client
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int:
+        """Stop the process with SIGTERM and return its exit code."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=SHUTDOWN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+def launch(tmp_path: Path, *args: str, engine: str = "rust", env: dict[str, str] | None = None) -> RunningServer:
+    """Start the server with ``args`` on fresh ports and wait until it listens."""
+    dns_port, http_port = free_port(), free_port()
+    argv = [
+        sys.executable, "-m", "interactsh.cli",
+        "-listen-ip", HOST, "-ip", HOST, "-domain", DOMAIN,
+        "-dns-port", str(dns_port), "-http-port", str(http_port),
+        "-store-engine", engine, *args,
+    ]
+    log_path = tmp_path / f"server-{http_port}.log"
+    environment = {**os.environ, "PYTHONPATH": PACKAGE_ROOT, **(env or {})}
+    # Keep a user's ~/.config/interactsh-server/config.yaml out of the tests.
+    environment["HOME"] = str(tmp_path)
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=environment)
+    server = RunningServer(process, log_path, dns_port, http_port, argv)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while "HTTP listening on" not in server.logs():
+        if not server.alive():
+            raise RuntimeError(f"server exited with {process.returncode} at start:\n{server.logs()}")
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"server did not listen within {STARTUP_TIMEOUT} s:\n{server.logs()}")
+        time.sleep(0.05)
+    for line in server.logs().splitlines():
+        if line.startswith("Client Token: "):
+            server.token = line.removeprefix("Client Token: ").strip()
+    return server
+
+
+def finish(server: RunningServer) -> None:
+    """Stop a server and fail the test when it crashed or logged a traceback."""
+    was_alive = server.alive()
+    code = server.stop()
+    logs = server.logs()
+    assert was_alive, f"server died during the test (exit {code}):\n{logs[-4000:]}"
+    assert code == 0, f"server exited with {code} on SIGTERM:\n{logs[-4000:]}"
+    assert "Traceback" not in logs, f"server logged a traceback:\n{logs[-4000:]}"
