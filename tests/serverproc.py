@@ -19,6 +19,8 @@ HOST = "127.0.0.1"
 DOMAIN = "oast.test"
 STARTUP_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 15.0
+# Every listener gets its own free port, named as in its -<service>-port flag.
+SERVICES = ("dns", "http", "https", "smtp", "smtps", "smtp-autotls", "ldap", "ftp", "ftps", "smb")
 PACKAGE_ROOT = str(Path(interactsh.__file__).resolve().parent.parent)
 
 
@@ -43,12 +45,19 @@ class RunningServer:
 
     process: subprocess.Popen[bytes]
     log_path: Path
-    dns_port: int
-    http_port: int
+    ports: dict[str, int]
     args: list[str]
     domain: str = DOMAIN
     token: str | None = None
     clients: list[InteractshClient] = field(default_factory=list)
+
+    @property
+    def dns_port(self) -> int:
+        return self.ports["dns"]
+
+    @property
+    def http_port(self) -> int:
+        return self.ports["http"]
 
     @property
     def base_url(self) -> str:
@@ -83,22 +92,20 @@ class RunningServer:
 
 def launch(tmp_path: Path, *args: str, engine: str = "rust", env: dict[str, str] | None = None) -> RunningServer:
     """Start the server with ``args`` on fresh ports and wait until it listens."""
-    dns_port, http_port = free_port(), free_port()
-    argv = [
-        sys.executable, "-m", "interactsh.cli",
-        "-listen-ip", HOST, "-ip", HOST, "-domain", DOMAIN,
-        "-dns-port", str(dns_port), "-http-port", str(http_port),
-        "-store-engine", engine, *args,
-    ]
-    log_path = tmp_path / f"server-{http_port}.log"
+    ports = {service: free_port() for service in SERVICES}
+    argv = [sys.executable, "-m", "interactsh.cli", "-listen-ip", HOST, "-ip", HOST, "-domain", DOMAIN]
+    for service, port in ports.items():
+        argv += [f"-{service}-port", str(port)]
+    argv += ["-store-engine", engine, *args]
+    log_path = tmp_path / f"server-{ports['http']}.log"
     environment = {**os.environ, "PYTHONPATH": PACKAGE_ROOT, **(env or {})}
     # Keep a user's ~/.config/interactsh-server/config.yaml out of the tests.
     environment["HOME"] = str(tmp_path)
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=environment)
-    server = RunningServer(process, log_path, dns_port, http_port, argv)
+    server = RunningServer(process, log_path, ports, argv)
     deadline = time.monotonic() + STARTUP_TIMEOUT
-    while "HTTP listening on" not in server.logs():
+    while "server ready" not in server.logs():
         if not server.alive():
             raise RuntimeError(f"server exited with {process.returncode} at start:\n{server.logs()}")
         if time.monotonic() > deadline:

@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"interactsh-server: {problem}", file=sys.stderr)
         return 2
+    if config.auth_forced:
+        config.auth = True
     if config.auth and not config.token:
         config.token = secrets.token_hex(32)
         # The operator needs the generated token, so it goes to standard output

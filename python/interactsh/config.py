@@ -30,6 +30,14 @@ class ServerConfig:
     listen_ip: str = "127.0.0.1"
     dns_port: int = 8053
     http_port: int = 8080
+    https_port: int = 8443
+    smtp_port: int = 8025
+    smtps_port: int = 8587
+    smtp_autotls_port: int = 8465
+    ldap_port: int = 8389
+    ftp_port: int = 8021
+    ftps_port: int = 8990
+    smb_port: int = 8445
 
     eviction_days: float = 30.0
     no_eviction: bool = False
@@ -46,6 +54,13 @@ class ServerConfig:
     disable_version: bool = False
     scan_everywhere: bool = False
     dynamic_resp: bool = False
+    ldap: bool = False
+    wildcard: bool = False
+    ftp: bool = False
+    ftp_dir: str = ""
+    smb: bool = False
+    cert: str = ""
+    privkey: str = ""
     debug: bool = False
 
     aes_mode: str = "ctr"
@@ -65,11 +80,21 @@ class ServerConfig:
     dns_tcp_idle_timeout: float = 10.0
     dns_tcp_max_connections_per_ip: int = 64
     dns_udp_payload_limit: int = 1232
+    smtp_max_message_size: int = 10 * 1024 * 1024
+    smtp_max_line_length: int = 4096
+    smtp_idle_timeout: float = 300.0
+    ldap_max_message_size: int = 1024 * 1024
+    ldap_idle_timeout: float = 60.0
 
     @property
     def ttl_seconds(self) -> float | None:
         """Return the session TTL in seconds, or ``None`` without eviction."""
         return None if self.no_eviction else self.eviction_days * DAY_SECONDS
+
+    @property
+    def auth_forced(self) -> bool:
+        """Tell whether an option that upstream ties to auth is on."""
+        return self.wildcard or self.ldap or self.ftp or self.smb
 
     @property
     def auth_token(self) -> str | None:
@@ -103,7 +128,19 @@ class ServerConfig:
                 found.append(f"-ip {ip!r} is not an IPv4 or IPv6 address")
         if not _is_ip(self.listen_ip):
             found.append(f"-listen-ip {self.listen_ip!r} is not an IPv4 or IPv6 address")
-        for flag, port in (("-dns-port", self.dns_port), ("-http-port", self.http_port)):
+        ports = (
+            ("-dns-port", self.dns_port),
+            ("-http-port", self.http_port),
+            ("-https-port", self.https_port),
+            ("-smtp-port", self.smtp_port),
+            ("-smtps-port", self.smtps_port),
+            ("-smtp-autotls-port", self.smtp_autotls_port),
+            ("-ldap-port", self.ldap_port),
+            ("-ftp-port", self.ftp_port),
+            ("-ftps-port", self.ftps_port),
+            ("-smb-port", self.smb_port),
+        )
+        for flag, port in ports:
             if not 0 <= port <= 65535:
                 found.append(f"{flag} {port} is out of range: use 1-65535, or 0 for a free port")
         if self.eviction_days <= 0 and not self.no_eviction:

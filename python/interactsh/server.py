@@ -50,7 +50,7 @@ class InteractshServer:
         log.info("DNS listening on %s port %d (UDP and TCP)", config.listen_ip, self.dns.udp_port)
         self.http = await start_http(config, build_app(config, self.recorder))
         log.info("HTTP listening on %s port %d", config.listen_ip, self.http.port)
-        log.info("serving domains: %s", ", ".join(config.domains))
+        log.info("server ready for domains: %s", ", ".join(config.domains))
         self._expiry_task = asyncio.create_task(self._expire_periodically())
 
     async def stop(self) -> None:

@@ -1,0 +1,54 @@
+"""TLS server contexts for every listener that speaks TLS.
+
+Listeners ask the :class:`TlsProvider` for its current context on each new
+connection, so a renewed certificate is used without a restart once
+:meth:`TlsProvider.load` has run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+from interactsh.config import ServerConfig
+
+log = logging.getLogger("interactsh.tls")
+
+
+class TlsProvider:
+    """The server's current certificate as an ``ssl.SSLContext``, or none."""
+
+    def __init__(self, cert_path: str = "", key_path: str = "") -> None:
+        self.cert_path = cert_path
+        self.key_path = key_path
+        self.context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> TlsProvider:
+        """Load ``-cert``/``-privkey`` when both are given; raise ``ValueError`` when unreadable."""
+        provider = cls(config.cert, config.privkey)
+        if config.cert and config.privkey:
+            provider.load()
+        return provider
+
+    @property
+    def enabled(self) -> bool:
+        """Tell whether a certificate is loaded."""
+        return self.context is not None
+
+    def load(self, cert_path: str | None = None, key_path: str | None = None) -> None:
+        """Load (or reload) the certificate chain and key into a fresh context."""
+        self.cert_path = cert_path or self.cert_path
+        self.key_path = key_path or self.key_path
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.cert_path, self.key_path)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(
+                f"could not load the certificate {self.cert_path!r} with key {self.key_path!r}: {error}; "
+                "pass PEM files with -cert and -privkey"
+            ) from None
+        self.context = context
+        log.info("loaded certificate %s", Path(self.cert_path).name)
