@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from interactsh.store.python_crypto import CFB, IV_SIZE
+
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-_IV_SIZE = 16
 
 
 class ClientError(RuntimeError):
@@ -52,10 +53,10 @@ def random_id(length: int) -> str:
 def decrypt_item(aes_key: bytes, item: str, aes_mode: str = "ctr") -> bytes:
     """Decrypt one ``data`` item: ``base64(iv || ciphertext)``."""
     blob = base64.b64decode(item)
-    if len(blob) < _IV_SIZE:
-        raise ClientError(f"data item has {len(blob)} bytes, fewer than the {_IV_SIZE}-byte IV")
-    iv, ciphertext = blob[:_IV_SIZE], blob[_IV_SIZE:]
-    mode = modes.CTR(iv) if aes_mode == "ctr" else modes.CFB(iv)
+    if len(blob) < IV_SIZE:
+        raise ClientError(f"data item has {len(blob)} bytes, fewer than the {IV_SIZE}-byte IV")
+    iv, ciphertext = blob[:IV_SIZE], blob[IV_SIZE:]
+    mode = modes.CTR(iv) if aes_mode == "ctr" else CFB(iv)
     decryptor = Cipher(algorithms.AES(aes_key), mode).decryptor()
     return decryptor.update(ciphertext) + decryptor.finalize()
 
