@@ -147,7 +147,9 @@ def configure_logging(debug: bool) -> None:
         stream=sys.stderr,
     )
     if not debug:
+        # uvicorn and aiosmtpd log every connection at INFO; keep their warnings.
         logging.getLogger("uvicorn").setLevel(logging.WARNING)
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -76,15 +76,38 @@ class ServerConfig:
     max_poll_bytes: int = 8 * 1024 * 1024
     http_header_timeout: float = 10.0
     max_dynamic_delay: float = 10.0
+    http_body_timeout: float = 30.0
+    http_shutdown_timeout: float = 5.0
+    # Registrations, and failed polls or deregistrations, per minute per client address; 0 turns the limit off.
+    http_register_rate: int = 600
+    http_failure_rate: int = 600
     http_max_connections_per_ip: int = 256
     dns_tcp_idle_timeout: float = 10.0
     dns_tcp_max_connections_per_ip: int = 64
+    dns_tcp_max_connections: int = 4096
     dns_udp_payload_limit: int = 1232
     smtp_max_message_size: int = 10 * 1024 * 1024
     smtp_max_line_length: int = 4096
     smtp_idle_timeout: float = 300.0
+    smtp_max_recipients: int = 100
+    smtp_max_connections: int = 1024
+    smtp_max_connections_per_ip: int = 64
+    smtp_max_unknown_commands: int = 5
     ldap_max_message_size: int = 1024 * 1024
     ldap_idle_timeout: float = 60.0
+    ldap_max_connections: int = 1024
+    ldap_max_connections_per_ip: int = 64
+    ftp_max_connections: int = 256
+    ftp_max_connections_per_ip: int = 16
+    ftp_idle_timeout: float = 300.0
+    ftp_transfer_timeout: float = 60.0
+    ftp_max_line_length: int = 4096
+    ftp_max_upload_size: int = 16 * 1024 * 1024
+    smb_max_connections: int = 64
+    smb_poll_interval: float = 1.0
+    smb_log_max_bytes: int = 8 * 1024 * 1024
+    smb_start_timeout: float = 60.0
+    smb_restart_max_delay: float = 60.0
 
     @property
     def ttl_seconds(self) -> float | None:

@@ -22,6 +22,8 @@ class Counters:
     sessions: int = 0
     dns_refused: int = 0
     dns_malformed: int = 0
+    # Connections to the LDAP port whose first octet is not an LDAP message (TLS, HTTP...).
+    ldap_nonldap: int = 0
     recorded: int = 0
     unmatched: int = 0
 

@@ -10,9 +10,12 @@ import signal
 from interactsh.config import ServerConfig
 from interactsh.listeners.dns import DnsListener, start_dns
 from interactsh.listeners.http import HttpListener, build_app, start_http
+from interactsh.listeners.ldap import LdapListener, start_ldap
+from interactsh.listeners.smtp import SmtpListener, start_smtp
 from interactsh.metrics import Counters
 from interactsh.recording import Recorder
 from interactsh.store import Store, create_store
+from interactsh.tls import TlsProvider
 
 log = logging.getLogger("interactsh.server")
 store_log = logging.getLogger("interactsh.store")
@@ -40,6 +43,9 @@ class InteractshServer:
         self.recorder = Recorder(config, self.store, self.counters)
         self.dns: DnsListener | None = None
         self.http: HttpListener | None = None
+        self.ldap: LdapListener | None = None
+        self.smtp: SmtpListener | None = None
+        self.tls = TlsProvider.from_config(config)
         self._expiry_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -50,6 +56,11 @@ class InteractshServer:
         log.info("DNS listening on %s port %d (UDP and TCP)", config.listen_ip, self.dns.udp_port)
         self.http = await start_http(config, build_app(config, self.recorder))
         log.info("HTTP listening on %s port %d", config.listen_ip, self.http.port)
+        self.ldap = await start_ldap(config, self.recorder, self.tls)
+        log.info("LDAP listening on %s port %d", config.listen_ip, self.ldap.port)
+        self.smtp = await start_smtp(config, self.recorder, self.tls)
+        for name, port in self.smtp.ports.items():
+            log.info("SMTP (%s) listening on %s port %d", name, config.listen_ip, port)
         log.info("server ready for domains: %s", ", ".join(config.domains))
         self._expiry_task = asyncio.create_task(self._expire_periodically())
 
@@ -59,6 +70,10 @@ class InteractshServer:
             self._expiry_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._expiry_task
+        if self.smtp is not None:
+            await self.smtp.close()
+        if self.ldap is not None:
+            await self.ldap.close()
         if self.http is not None:
             await self.http.close()
         if self.dns is not None:
