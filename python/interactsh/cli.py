@@ -22,7 +22,7 @@ SHARED_LIMIT_ENV = "INTERACTSH_MAX_SHARED_INTERACTIONS"
 
 
 class OptionError(Exception):
-    """Invalid options; ``problems`` holds one message per option."""
+    """Invalid options, with one message per option in ``problems``."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))

@@ -20,7 +20,7 @@ from interactsh.tls import TlsProvider
 log = logging.getLogger("interactsh.server")
 store_log = logging.getLogger("interactsh.store")
 
-# How often expired sessions are removed; expired ones already read as absent.
+# Longest pause between removals of expired sessions. Expired ones already read as absent.
 MAX_EXPIRY_INTERVAL = 60.0
 
 
