@@ -15,6 +15,7 @@ import yaml
 
 from interactsh import __version__
 from interactsh.config import ServerConfig
+from interactsh.errors import InteractshError
 from interactsh.options import FLAGS, Flag
 
 DEFAULT_CONFIG_PATH = Path.home() / ".config" / "interactsh-server" / "config.yaml"
@@ -173,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         run(config)
+    except InteractshError as error:
+        logging.getLogger("interactsh.server").error("could not start: %s", error)
+        return 2
     except OSError as error:
         logging.getLogger("interactsh.server").error("could not start: %s", error)
         return 1

@@ -37,3 +37,7 @@ class SessionNotFoundError(InteractshError, LookupError):
 
 class StoreFullError(InteractshError, MemoryError):
     """The store cannot accept more data within its memory budget."""
+
+
+class ConfigurationError(InteractshError, ValueError):
+    """A configured file or option cannot be used (a certificate, a records file...)."""

@@ -12,6 +12,7 @@ import ssl
 from pathlib import Path
 
 from interactsh.config import ServerConfig
+from interactsh.errors import ConfigurationError
 
 log = logging.getLogger("interactsh.tls")
 
@@ -26,7 +27,7 @@ class TlsProvider:
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> TlsProvider:
-        """Load ``-cert``/``-privkey`` when both are given; raise ``ValueError`` when unreadable."""
+        """Load ``-cert``/``-privkey`` when both are given; raise ``ConfigurationError`` when unreadable."""
         provider = cls(config.cert, config.privkey)
         if config.cert and config.privkey:
             provider.load()
@@ -46,7 +47,7 @@ class TlsProvider:
         try:
             context.load_cert_chain(self.cert_path, self.key_path)
         except (OSError, ssl.SSLError) as error:
-            raise ValueError(
+            raise ConfigurationError(
                 f"could not load the certificate {self.cert_path!r} with key {self.key_path!r}: {error}; "
                 "pass PEM files with -cert and -privkey"
             ) from None
