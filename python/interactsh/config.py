@@ -8,13 +8,17 @@ reports every invalid option together.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from interactsh.store.base import AES_MODES, StoreOptions
 
 DAY_SECONDS = 86400.0
 STORE_ENGINES = ("rust", "python")
 EVICTION_STRATEGIES = ("sliding", "fixed")
+# Numeric fields with these prefixes, other than ports, are limits: each must
+# be positive, except those in OPTIONAL_LIMITS, where 0 turns the limit off.
+LIMIT_PREFIXES = ("max_", "http_", "dns_", "smtp_", "ldap_", "ftp_", "smb_")
+OPTIONAL_LIMITS = frozenset({"http_register_rate", "http_failure_rate"})
 
 
 @dataclass
@@ -178,6 +182,23 @@ class ServerConfig:
             found.append(f"-aes-mode {self.aes_mode!r} is invalid: use ctr or cfb")
         if self.store_engine not in STORE_ENGINES:
             found.append(f"-store-engine {self.store_engine!r} is invalid: use rust or python")
+        found.extend(self._limit_problems())
+        return found
+
+    def _limit_problems(self) -> list[str]:
+        found: list[str] = []
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if not spec.name.startswith(LIMIT_PREFIXES) or spec.name.endswith("_port") or isinstance(value, bool):
+                continue
+            if not isinstance(value, (int, float)):
+                continue
+            flag = "-" + spec.name.replace("_", "-")
+            if value < 0 or (value == 0 and spec.name not in OPTIONAL_LIMITS):
+                allowed = "0 or more (0 turns it off)" if spec.name in OPTIONAL_LIMITS else "a positive number"
+                found.append(f"{flag} {value} is invalid: use {allowed}")
+        if not 512 <= self.dns_udp_payload_limit <= 4096:
+            found.append(f"-dns-udp-payload-limit {self.dns_udp_payload_limit} is out of range: use 512-4096")
         return found
 
 
