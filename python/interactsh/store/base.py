@@ -31,8 +31,33 @@ Rules that both engines follow, checked by ``tests/store/test_contract.py``:
   committed leaves every item queued for the next poll. A page holds at most
   ``max_page_items`` records per list and ``max_page_bytes`` plaintext bytes,
   but always at least one record when one is queued.
-* Shared buckets keep the newest ``max_shared_items`` records, trimmed on
-  insert. A consumer's first poll returns the whole retained backlog.
+* Shared buckets keep the newest ``max_shared_items`` records and at most
+  ``max_shared_bytes`` bytes, trimmed on insert and counted as dropped. A
+  record larger than ``max_shared_bytes`` is dropped itself. A consumer's
+  first poll returns the whole retained backlog.
+
+Memory budget, checked by ``tests/store/test_contract_memory.py``:
+
+* ``total_bytes`` counts every queued and shared record as its length plus a
+  fixed per-record overhead, and every session (expired ones too, until they
+  are removed) as a per-session overhead that grows with the lengths of its
+  id, secret and wrapped AES key. The overheads are each engine's estimate of
+  its own bookkeeping and differ between engines; payload bytes are exact.
+* A session is *idle* when its owner has not registered or polled for
+  ``idle_eviction_seconds``, or when its TTL has passed. Inbound records and
+  failed polls do not count as activity, whatever ``eviction_strategy`` is.
+* With ``max_total_bytes`` set, a write that would take ``total_bytes`` over
+  it first evicts the oldest records of idle sessions, oldest first across
+  sessions, as :meth:`Store.evict` does, down to ``max_total_bytes`` minus the
+  write's cost minus a headroom of ``max_total_bytes // 64`` bytes, so that the
+  next writes find room without another search. Records that the session or
+  bucket caps would drop for the write count as freed. When there is still no
+  room the write raises :class:`StoreFullError` and stores nothing: ``append``
+  and ``append_shared`` count it in ``refused_items``, ``register`` of a new
+  session in ``refused_sessions``. A write whose cost exceeds the budget on
+  its own is refused without evicting anything. Refreshing a live session
+  costs nothing and is never refused.
+* :meth:`Store.set_budget` changes the budget and evicts nothing by itself.
 """
 
 from __future__ import annotations
@@ -66,6 +91,17 @@ class StoreOptions:
     max_shared_items: int = 10_000
     max_page_items: int = 5_000
     max_page_bytes: int = 8 * 1024 * 1024
+    max_shared_bytes: int = 16 * 1024 * 1024
+    # The store's byte budget (see total_bytes); None leaves it unbounded.
+    max_total_bytes: int | None = None
+    # Rust engine: payloads in slab pools (True) or one allocation each (False). The Python engine ignores it.
+    pooled: bool = True
+    # Seconds without a register or poll after which a session's records may be evicted.
+    idle_eviction_seconds: float = 60.0
+
+
+# A write that must evict frees this fraction of the budget more than it needs.
+EVICTION_HEADROOM_DIVISOR = 64
 
 
 @dataclass
@@ -99,6 +135,15 @@ class StoreStats:
     dropped_items: int = 0
     dropped_shared_items: int = 0
     expired_sessions: int = 0
+    # Everything the budget counts: payloads plus per-record and per-session overheads.
+    total_bytes: int = 0
+    # Records removed by evict() and by writes that made room.
+    evicted_items: int = 0
+    # Records, and registrations of new sessions, rejected with StoreFullError.
+    refused_items: int = 0
+    refused_sessions: int = 0
+    # Slab pool figures of the Rust engine (see RustStore.stats); empty for the Python engine.
+    pool: dict[str, object] = field(default_factory=dict)
 
 
 class Store(ABC):
@@ -116,6 +161,7 @@ class Store(ABC):
         RSA SubjectPublicKeyInfo or PKCS#1 key of 1024 to 4096 bits; the PEM
         label is ignored. ``aes_mode`` overrides ``options.aes_mode``.
         Returns ``True`` for a new session and ``False`` for a refresh.
+        Raises :class:`StoreFullError` when a new session does not fit the budget.
         """
 
     @abstractmethod
@@ -128,11 +174,14 @@ class Store(ABC):
 
     @abstractmethod
     def append(self, correlation_id: str, record: bytes) -> bool:
-        """Queue one record for a session; ``False`` when no live session has the id."""
+        """Queue one record for a session; ``False`` when no live session has the id.
+
+        Raises :class:`StoreFullError` when the record does not fit the budget.
+        """
 
     @abstractmethod
     def append_shared(self, bucket: SharedBucket, record: bytes) -> None:
-        """Add one plaintext record to a shared bucket."""
+        """Add one plaintext record to a shared bucket; :class:`StoreFullError` when it does not fit the budget."""
 
     @abstractmethod
     def poll(self, correlation_id: str, secret: str, *, extra: bool = False, tlddata: bool = False) -> PollReply:
@@ -150,6 +199,33 @@ class Store(ABC):
     @abstractmethod
     def expire(self) -> int:
         """Remove sessions whose TTL has passed and return how many went."""
+
+    @abstractmethod
+    def evict(self, target_bytes: int) -> int:
+        """Evict the oldest records of idle sessions until ``total_bytes`` is at most ``target_bytes``.
+
+        Records go oldest first across all idle sessions, in the order they
+        arrived. Stops early when no idle session has a record left. Returns
+        the number of records evicted, which ``evicted_items`` also counts.
+        Raises ``ValueError`` for a negative target.
+        """
+
+    @abstractmethod
+    def expire_idle(self, idle_seconds: float) -> int:
+        """Remove every session whose owner has not registered or polled for ``idle_seconds``.
+
+        Sessions whose TTL has passed go too. Returns the number of sessions
+        removed, which ``expired_sessions`` also counts. Raises ``ValueError``
+        for a negative or non-finite ``idle_seconds``.
+        """
+
+    @abstractmethod
+    def set_budget(self, max_total_bytes: int | None) -> None:
+        """Set the byte budget of ``total_bytes``, or ``None`` for none; raise ``ValueError`` below 1."""
+
+    @abstractmethod
+    def shrink(self) -> int:
+        """Return free memory of the store's pools and queues to the allocator; return the bytes released."""
 
     @abstractmethod
     def stats(self) -> StoreStats:

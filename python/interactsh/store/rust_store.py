@@ -17,7 +17,7 @@ from interactsh.store.base import AesMode, PollReply, SharedBucket, Store, Store
 
 
 class RustStore(Store):
-    """Store engine backed by the ``interactsh-core`` crate."""
+    """Store engine backed by the ``interactsh-core`` crate, with payloads in its slab pool."""
 
     def __init__(self, options: StoreOptions | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(options, clock)
@@ -32,6 +32,10 @@ class RustStore(Store):
             max_shared_items=opts.max_shared_items,
             max_page_items=opts.max_page_items,
             max_page_bytes=opts.max_page_bytes,
+            max_shared_bytes=opts.max_shared_bytes,
+            max_total_bytes=opts.max_total_bytes,
+            pooled=opts.pooled,
+            idle_eviction_seconds=opts.idle_eviction_seconds,
         )
 
     def register(self, correlation_id: str, secret: str, public_key: str, aes_mode: AesMode | None = None) -> bool:
@@ -47,7 +51,7 @@ class RustStore(Store):
         return self._core.append(correlation_id, record, self.clock())
 
     def append_shared(self, bucket: SharedBucket, record: bytes) -> None:
-        self._core.append_shared(bucket, record)
+        self._core.append_shared(bucket, record, self.clock())
 
     def poll(self, correlation_id: str, secret: str, *, extra: bool = False, tlddata: bool = False) -> PollReply:
         body, lowered_id, data_count, last_data_seq, extra_offset, tlddata_offset = self._core.poll(
@@ -67,8 +71,21 @@ class RustStore(Store):
     def expire(self) -> int:
         return self._core.expire(self.clock())
 
+    def expire_idle(self, idle_seconds: float) -> int:
+        return self._core.expire_idle(idle_seconds, self.clock())
+
+    def evict(self, target_bytes: int) -> int:
+        return self._core.evict(target_bytes, self.clock())
+
+    def set_budget(self, max_total_bytes: int | None) -> None:
+        self._core.set_budget(max_total_bytes)
+
+    def shrink(self) -> int:
+        return self._core.shrink()
+
     def stats(self) -> StoreStats:
-        return StoreStats(*self._core.stats(self.clock()))
+        """Return the counters and gauges; ``pool`` contains the slab pool's figures (see ``_core.Store.pool_stats``)."""
+        return StoreStats(*self._core.stats(self.clock()), pool=self._core.pool_stats())
 
     def __len__(self) -> int:
         return self._core.live_len(self.clock())

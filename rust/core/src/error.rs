@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::slab::SlabError;
+
 /// Any error that a [`Store`](crate::Store) operation returns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -45,6 +47,68 @@ pub enum Error {
         /// The problem with the value, and the values that work.
         reason: String,
     },
+    /// An argument of a store method is out of range.
+    #[error("{name} is invalid: {reason}")]
+    InvalidArgument {
+        /// The argument's name.
+        name: &'static str,
+        /// The problem with the value, and the values that work.
+        reason: String,
+    },
+    /// A write did not fit the byte budget, even after evicting every record of idle sessions
+    /// that it could.
+    #[error(
+        "store budget of {budget} bytes is used up ({total} bytes stored) and no idle session has \
+         records left to evict, so {rejected} was rejected: retry after clients poll, or raise the budget"
+    )]
+    StoreFull {
+        /// What the write would have stored.
+        rejected: Rejected,
+        /// Bytes the store accounts for.
+        total: usize,
+        /// The store's byte budget.
+        budget: usize,
+    },
+    /// A write costs more than the whole byte budget, so it was rejected without evicting anything.
+    #[error("{rejected} needs {cost} bytes, more than the store's whole budget of {budget} bytes")]
+    LargerThanBudget {
+        /// What the write would have stored.
+        rejected: Rejected,
+        /// The bytes the write would add to the store's total.
+        cost: usize,
+        /// The store's byte budget.
+        budget: usize,
+    },
+    /// The slab pool could not take a payload although the budget had room.
+    #[error(transparent)]
+    Pool(#[from] SlabError),
+}
+
+/// What a write that did not fit the store's budget would have stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// A record for a session, of `len` bytes.
+    Record {
+        /// Length of the record.
+        len: usize,
+    },
+    /// A record for a shared bucket, of `len` bytes.
+    SharedRecord {
+        /// Length of the record.
+        len: usize,
+    },
+    /// A new session.
+    Session,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Record { len } => write!(f, "a record of {len} bytes"),
+            Self::SharedRecord { len } => write!(f, "a shared record of {len} bytes"),
+            Self::Session => f.write_str("a new session"),
+        }
+    }
 }
 
 /// The reason a correlation id was rejected.

@@ -12,10 +12,10 @@
 //! and read counters from [`Store::stats`].
 //!
 //! ```
-//! use interactsh_core::{SharedBucket, SharedRequest, Store, StoreOptions};
+//! use interactsh_core::{SharedBucket, Store, StoreOptions};
 //!
 //! let mut store = Store::new(StoreOptions::default()).unwrap();
-//! store.push_shared(SharedBucket::Extra, br#"{"protocol":"ftp"}"#);
+//! store.push_shared(SharedBucket::Extra, br#"{"protocol":"ftp"}"#, 0.0).unwrap();
 //! assert_eq!(store.stats(0.0).shared_items, 1);
 //! ```
 
@@ -24,10 +24,14 @@
 pub mod crypto;
 pub mod error;
 pub mod ids;
-mod payload;
+pub mod limit;
+pub mod pressure;
+pub mod slab;
 mod store;
 
 pub use crate::crypto::{AesMode, Sealer, SessionKey};
-pub use crate::error::{Error, IdError, KeyError};
-pub use crate::payload::Payload;
-pub use crate::store::{Eviction, PollPage, PollReceipt, SharedBucket, SharedRequest, Store, StoreOptions, StoreStats};
+pub use crate::error::{Error, IdError, KeyError, Rejected};
+pub use crate::store::{
+    Eviction, PollPage, PollReceipt, PollSummary, SharedBucket, SharedRequest, Store, StoreOptions, StoreStats,
+    EVICTION_HEADROOM_DIVISOR, RECORD_OVERHEAD,
+};

@@ -163,12 +163,24 @@ pub struct Sealer {
 impl Sealer {
     /// Creates a sealer for `key` in `mode`.
     pub fn new(key: &[u8; AES_KEY_LEN], mode: AesMode) -> Self {
+        Self::with_buffer(key, mode, Vec::new())
+    }
+
+    /// Creates a sealer that encrypts in `buffer`, so that a caller who keeps
+    /// the buffer between polls (see [`into_buffer`](Self::into_buffer)) makes
+    /// no allocation once it is large enough.
+    pub fn with_buffer(key: &[u8; AES_KEY_LEN], mode: AesMode, buffer: Vec<u8>) -> Self {
         Self {
             cipher: Aes256::new(key.into()),
             mode,
             rng: rand::rng(),
-            buffer: Vec::new(),
+            buffer,
         }
+    }
+
+    /// Returns the scratch buffer, which holds the last item's IV and ciphertext.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buffer
     }
 
     /// Encrypts `record` under a fresh random IV and appends

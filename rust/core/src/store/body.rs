@@ -8,60 +8,60 @@
 use std::fmt::Write;
 
 use crate::crypto::{Sealer, IV_LEN};
-use crate::payload::Payload;
 
-/// Returns the body of a poll reply: `data` records encrypted by `sealer`,
-/// the shared records as JSON strings, and the wrapped AES key.
-pub(crate) fn poll_body<'a>(
-    data: impl ExactSizeIterator<Item = &'a Payload> + Clone,
+/// Writes the body of a poll reply into `out`, replacing its contents: `data`
+/// records encrypted by `sealer`, the shared records as JSON strings, and the
+/// wrapped AES key.
+///
+/// It reserves the body's length up front, so `out` does not grow when its
+/// capacity already covers the page. The length is exact except that JSON
+/// escapes in shared records make the body longer than reserved.
+pub(crate) fn write_poll_body<'a>(
+    out: &mut String,
+    data: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
     sealer: &mut Sealer,
-    extra: &[&Payload],
+    extra: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
     aes_key: &str,
-    tlddata: &[&Payload],
-) -> Vec<u8> {
-    let plain_len = |items: &[&Payload]| items.iter().map(|item| item.len() + 3).sum::<usize>();
+    tlddata: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+) {
     let capacity = data.clone().map(|record| sealed_item_len(record.len())).sum::<usize>()
-        + plain_len(extra)
-        + plain_len(tlddata)
+        + plain_list_len(extra.clone())
+        + plain_list_len(tlddata.clone())
         + aes_key.len()
         + BODY_FRAME_LEN;
-    let mut body = BodyWriter::with_capacity(capacity);
+    out.clear();
+    out.reserve(capacity);
+    let mut body = BodyWriter { text: out };
     body.data(data, sealer);
-    body.extra(extra.iter().copied());
+    body.extra(extra);
     body.aes_key(aes_key);
-    body.tlddata(tlddata.iter().copied());
-    body.finish()
+    body.tlddata(tlddata);
+    body.finish();
 }
 
 /// Bytes of the body around its lists (keys, brackets, the final newline), rounded up.
 const BODY_FRAME_LEN: usize = 64;
 
 /// Writes the parts of a poll reply body in their wire order.
-struct BodyWriter {
-    text: String,
+struct BodyWriter<'a> {
+    text: &'a mut String,
 }
 
-impl BodyWriter {
-    fn with_capacity(capacity: usize) -> Self {
-        Self {
-            text: String::with_capacity(capacity),
-        }
-    }
-
+impl BodyWriter<'_> {
     /// Writes the `data` list: each record encrypted by `sealer`, or `null` when there are none.
-    fn data<'a>(&mut self, records: impl ExactSizeIterator<Item = &'a Payload>, sealer: &mut Sealer) {
+    fn data<'a>(&mut self, records: impl ExactSizeIterator<Item = &'a [u8]>, sealer: &mut Sealer) {
         self.text.push_str("{\"data\":");
         self.list(records, |text, record| {
             text.push('"');
-            sealer.seal_base64(record.as_bytes(), text);
+            sealer.seal_base64(record, text);
             text.push('"');
         });
     }
 
     /// Writes the `extra` list of plaintext records, or `null` when there are none.
-    fn extra<'a>(&mut self, records: impl ExactSizeIterator<Item = &'a Payload>) {
+    fn extra<'a>(&mut self, records: impl ExactSizeIterator<Item = &'a [u8]>) {
         self.text.push_str(",\"extra\":");
-        self.list(records, |text, record| write_json_string(text, record.as_bytes()));
+        self.list(records, write_json_string);
     }
 
     fn aes_key(&mut self, wrapped: &str) {
@@ -71,23 +71,22 @@ impl BodyWriter {
     }
 
     /// Writes the `tlddata` list when it has records, and nothing otherwise.
-    fn tlddata<'a>(&mut self, records: impl ExactSizeIterator<Item = &'a Payload>) {
+    fn tlddata<'a>(&mut self, records: impl ExactSizeIterator<Item = &'a [u8]>) {
         if records.len() > 0 {
             self.text.push_str(",\"tlddata\":");
-            self.list(records, |text, record| write_json_string(text, record.as_bytes()));
+            self.list(records, write_json_string);
         }
     }
 
-    /// Closes the object and returns the body bytes.
-    fn finish(mut self) -> Vec<u8> {
+    /// Closes the object.
+    fn finish(self) {
         self.text.push_str("}\n");
-        self.text.into_bytes()
     }
 
     fn list<'a>(
         &mut self,
-        records: impl ExactSizeIterator<Item = &'a Payload>,
-        mut write_item: impl FnMut(&mut String, &Payload),
+        records: impl ExactSizeIterator<Item = &'a [u8]>,
+        mut write_item: impl FnMut(&mut String, &[u8]),
     ) {
         if records.len() == 0 {
             self.text.push_str("null");
@@ -98,10 +97,15 @@ impl BodyWriter {
             if index > 0 {
                 self.text.push(',');
             }
-            write_item(&mut self.text, record);
+            write_item(self.text, record);
         }
         self.text.push(']');
     }
+}
+
+/// Returns the length of a list of plaintext records as JSON strings, assuming no escapes.
+fn plain_list_len<'a>(items: impl Iterator<Item = &'a [u8]>) -> usize {
+    items.map(|item| item.len() + 3).sum()
 }
 
 /// Returns the length of a `data` item's base64 text, quotes included.

@@ -1,30 +1,43 @@
 //! The interaction store: sessions, their queues and the shared buckets.
 //!
 //! Time comes from the caller as `now`, seconds on any monotonic clock; the
-//! store never reads a clock itself.
+//! store never reads a clock itself. Every payload lives in one
+//! [`SlabPool`], pooled or unpooled as [`StoreOptions::pooled`] sets, and the
+//! queues contain only handles into it.
 
 mod body;
+mod memory;
 mod options;
 mod page;
+mod reply;
 mod session;
 mod shared;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_memory;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use self::body::poll_body;
+use self::body::write_poll_body;
 use self::page::PageBudget;
-use self::session::{Released, Session};
-use self::shared::SharedBuffer;
-use crate::crypto::{parse_public_key, AesMode, SessionKey};
+use self::session::{payload, Record, Released, Session};
+use self::shared::{SharedBuffer, SharedCaps};
+use crate::crypto::{parse_public_key, AesMode, Sealer, SessionKey};
 use crate::error::Error;
 use crate::ids;
-use crate::payload::Payload;
+use crate::slab::{Handle, PoolStats, SlabPool};
 
+pub use self::memory::EVICTION_HEADROOM_DIVISOR;
 pub use self::options::{Eviction, StoreOptions};
+pub use self::reply::{PollPage, PollReceipt, PollSummary, SharedRequest, StoreStats};
 pub use self::shared::SharedBucket;
+
+/// The budget cost of each queued or shared record on top of its payload:
+/// the queue entry that contains its sequence number and handle.
+pub const RECORD_OVERHEAD: usize = size_of::<Record>();
 
 /// Sessions keyed by correlation id, each with a queue of records that are
 /// encrypted for the session's client when polled, plus the shared buckets.
@@ -35,76 +48,33 @@ pub use self::shared::SharedBucket;
 /// use interactsh_core::{Store, StoreOptions};
 ///
 /// let mut store = Store::new(StoreOptions::default()).unwrap();
-/// assert!(!store.push("c59e3crp82ke7bcnedq0", b"{}", 0.0)); // not registered
+/// assert!(!store.push("c59e3crp82ke7bcnedq0", b"{}", 0.0).unwrap()); // not registered
 /// assert_eq!(store.len(), 0);
 /// ```
 #[derive(Debug)]
 pub struct Store {
     options: StoreOptions,
     sessions: HashMap<Box<str>, Session>,
+    pool: SlabPool,
     extra: SharedBuffer,
     tlddata: SharedBuffer,
     next_seq: u64,
     queued_items: usize,
     queued_bytes: usize,
+    /// Sum of the overheads of the sessions held, expired ones included.
+    session_overhead: usize,
+    budget: Option<usize>,
+    /// No session contains an idle record before this time, so a full store
+    /// rejects writes without searching until then. Appends lower it.
+    idle_records_at: f64,
+    /// The sealer's scratch buffer, kept between polls so that they allocate nothing.
+    seal_buffer: Vec<u8>,
     dropped_items: u64,
     dropped_shared_items: u64,
     expired_sessions: u64,
-}
-
-/// The shared buckets that a poll reads for its consumer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SharedRequest {
-    /// Read the `extra` bucket; otherwise the reply's `extra` is `null`.
-    pub extra: bool,
-    /// Read the `tlddata` bucket; otherwise the reply has no `tlddata` key.
-    pub tlddata: bool,
-}
-
-/// A built poll reply. Nothing leaves the store until its receipt is committed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollPage {
-    /// The complete HTTP response body, ending in a newline.
-    pub body: Vec<u8>,
-    /// Number of records in the `data` list.
-    pub data_count: usize,
-    /// The records and read offsets that [`Store::commit`] releases once the body has been sent.
-    pub receipt: PollReceipt,
-}
-
-/// The records and read offsets that one poll reply delivered, for [`Store::commit`] to release.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollReceipt {
-    /// The session's correlation id, lowercased.
-    pub correlation_id: String,
-    /// Sequence number of the last `data` record delivered; when there was
-    /// none, the session's registration number, which releases nothing.
-    pub last_data_seq: u64,
-    /// Read offset of the `extra` bucket after this reply, when it delivered any.
-    pub extra_offset: Option<u64>,
-    /// Read offset of the `tlddata` bucket after this reply, when it delivered any.
-    pub tlddata_offset: Option<u64>,
-}
-
-/// Counters and gauges of a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StoreStats {
-    /// Live sessions.
-    pub sessions: usize,
-    /// Records queued over all sessions.
-    pub queued_items: usize,
-    /// Bytes of the queued records.
-    pub queued_bytes: usize,
-    /// Records held in the shared buckets.
-    pub shared_items: usize,
-    /// Bytes of the shared records.
-    pub shared_bytes: usize,
-    /// Session records dropped by the per-session limits since the store began.
-    pub dropped_items: u64,
-    /// Shared records dropped by the bucket cap since the store began.
-    pub dropped_shared_items: u64,
-    /// Sessions removed because their time to live passed.
-    pub expired_sessions: u64,
+    evicted_items: u64,
+    refused_items: u64,
+    refused_sessions: u64,
 }
 
 impl Store {
@@ -115,17 +85,30 @@ impl Store {
     /// [`Error::InvalidOption`] when a limit is out of range.
     pub fn new(options: StoreOptions) -> Result<Self, Error> {
         options.validate()?;
+        let pool = if options.pooled {
+            SlabPool::new()
+        } else {
+            SlabPool::unpooled()
+        };
         Ok(Self {
+            budget: options.max_total_bytes,
             options,
             sessions: HashMap::new(),
+            pool,
             extra: SharedBuffer::default(),
             tlddata: SharedBuffer::default(),
             next_seq: 1,
             queued_items: 0,
             queued_bytes: 0,
+            session_overhead: 0,
+            idle_records_at: f64::INFINITY,
+            seal_buffer: Vec::new(),
             dropped_items: 0,
             dropped_shared_items: 0,
             expired_sessions: 0,
+            evicted_items: 0,
+            refused_items: 0,
+            refused_sessions: 0,
         })
     }
 
@@ -138,13 +121,16 @@ impl Store {
     ///
     /// The id is lowercased and validated, and the key is parsed, before
     /// anything else. A refresh keeps the queue, the AES key and the AES mode
-    /// of the first registration; its `public_key` and `aes_mode` are only
-    /// validated. Returns `true` for a new session and `false` for a refresh.
+    /// of the first registration. Its `public_key` and `aes_mode` are only
+    /// validated, and it is never rejected for lack of room. Returns `true`
+    /// for a new session and `false` for a refresh.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidCorrelationId`], [`Error::InvalidPublicKey`], or
-    /// [`Error::AlreadyRegistered`] when a live session has another secret.
+    /// [`Error::InvalidCorrelationId`], [`Error::InvalidPublicKey`],
+    /// [`Error::AlreadyRegistered`] when a live session has another secret, and
+    /// [`Error::StoreFull`] or [`Error::LargerThanBudget`] when a new session
+    /// does not fit the budget.
     pub fn register(
         &mut self,
         correlation_id: &str,
@@ -166,11 +152,18 @@ impl Store {
             self.remove_session(&id);
             self.expired_sessions += 1;
         }
+        let overhead = memory::session_overhead(id.len(), secret.len(), &public_key);
+        if let Err(error) = self.make_room(memory::Write::Session { cost: overhead }, now) {
+            self.refused_sessions += 1;
+            return Err(error);
+        }
         let key = SessionKey::generate(&public_key)?;
+        debug_assert_eq!(key.wrapped().len(), memory::wrapped_key_len(&public_key));
         let generation = self.take_seq();
         let mode = aes_mode.unwrap_or(self.options.aes_mode);
-        self.sessions
-            .insert(id.into(), Session::new(secret, key, mode, generation, now));
+        let session = Session::new(secret, key, mode, generation, overhead, now);
+        self.sessions.insert(id.into(), session);
+        self.session_overhead += overhead;
         Ok(true)
     }
 
@@ -191,43 +184,106 @@ impl Store {
         self.live_session(correlation_id, now).is_some()
     }
 
-    /// Queues a copy of `record` for a live session; `false` when there is none.
+    /// Queues a copy of `record` for a live session; `Ok(false)` when there is none.
     ///
     /// Inbound records never extend the session's time to live. When the
     /// session's limits are exceeded the oldest records are dropped and
     /// counted; a record larger than `max_session_bytes` is dropped itself.
-    pub fn push(&mut self, correlation_id: &str, record: &[u8], now: f64) -> bool {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StoreFull`] or [`Error::LargerThanBudget`] when the record does
+    /// not fit the budget, and [`Error::Pool`] in the unlikely case that the
+    /// pool numbers no more payloads of its size. Nothing is stored then.
+    pub fn push(&mut self, correlation_id: &str, record: &[u8], now: f64) -> Result<bool, Error> {
         let Some(id) = ids::normalize_quietly(correlation_id, self.options.correlation_id_length) else {
-            return false;
+            return Ok(false);
         };
-        let seq = self.next_seq;
-        let Some(session) = self.sessions.get_mut(id.as_ref()) else {
-            return false;
-        };
-        if !session.is_live(&self.options, now) {
-            return false;
+        match self.sessions.get(id.as_ref()) {
+            Some(session) if session.is_live(&self.options, now) => {}
+            _ => return Ok(false),
         }
-        self.next_seq += 1;
-        let dropped = session.push(seq, Payload::from(record), &self.options);
+        if record.len() > self.options.max_session_bytes {
+            self.dropped_items += 1;
+            return Ok(true);
+        }
+        let write = memory::Write::Record {
+            id: &id,
+            len: record.len(),
+        };
+        let handle = match self
+            .make_room(write, now)
+            .and_then(|()| Ok(self.pool.try_insert(record)?))
+        {
+            Ok(handle) => handle,
+            Err(error) => {
+                self.refused_items += 1;
+                return Err(error);
+            }
+        };
+        Ok(self.queue_record(&id, handle, record.len()))
+    }
+
+    /// Queues a handle that [`push`](Self::push) inserted into the pool.
+    fn queue_record(&mut self, id: &str, handle: Handle, len: usize) -> bool {
+        let seq = self.take_seq();
+        let Some(session) = self.sessions.get_mut(id) else {
+            // `push` checked the session, and making room never removes one.
+            self.pool.remove(handle);
+            return false;
+        };
+        let dropped = session.push(Record { seq, handle }, len, &self.options, &mut self.pool);
+        self.idle_records_at = self.idle_records_at.min(session.idle_since(&self.options));
         self.queued_items += 1;
-        self.queued_bytes += record.len();
+        self.queued_bytes += len;
         self.account_release(dropped);
         self.dropped_items += dropped.items as u64;
         true
     }
 
     /// Adds a copy of `record` to a shared bucket, dropping its oldest records
-    /// beyond `max_shared_items`.
-    pub fn push_shared(&mut self, bucket: SharedBucket, record: &[u8]) {
-        let max_items = self.options.max_shared_items;
-        let dropped = self.bucket_mut(bucket).push(Payload::from(record), max_items);
+    /// beyond `max_shared_items` and `max_shared_bytes`. A record larger than
+    /// `max_shared_bytes` is dropped itself.
+    ///
+    /// # Errors
+    ///
+    /// As for [`push`](Self::push).
+    pub fn push_shared(&mut self, bucket: SharedBucket, record: &[u8], now: f64) -> Result<(), Error> {
+        let caps = self.shared_caps();
+        if record.len() > caps.max_bytes {
+            self.dropped_shared_items += 1;
+            return Ok(());
+        }
+        let write = memory::Write::Shared {
+            bucket,
+            len: record.len(),
+        };
+        let handle = match self
+            .make_room(write, now)
+            .and_then(|()| Ok(self.pool.try_insert(record)?))
+        {
+            Ok(handle) => handle,
+            Err(error) => {
+                self.refused_items += 1;
+                return Err(error);
+            }
+        };
+        let Self {
+            extra, tlddata, pool, ..
+        } = self;
+        let buffer = match bucket {
+            SharedBucket::Extra => extra,
+            SharedBucket::TldData => tlddata,
+        };
+        let dropped = buffer.push(handle, record.len(), caps, pool);
         self.dropped_shared_items += dropped as u64;
+        Ok(())
     }
 
     /// Builds the next page of the session's records, encrypted, and of the
     /// requested shared buckets, without removing anything.
     ///
-    /// A successful poll restarts a sliding time to live.
+    /// A successful poll restarts a sliding time to live and the session's idle time.
     ///
     /// # Errors
     ///
@@ -240,30 +296,68 @@ impl Store {
         shared: SharedRequest,
         now: f64,
     ) -> Result<PollPage, Error> {
+        let mut body = String::new();
+        let summary = self.poll_into(correlation_id, secret, shared, now, &mut body)?;
+        Ok(PollPage {
+            body: body.into_bytes(),
+            correlation_id: correlation_id.to_ascii_lowercase(),
+            data_count: summary.data_count,
+            receipt: summary.receipt,
+        })
+    }
+
+    /// Does what [`poll`](Self::poll) does, writing the body into `body`
+    /// (replacing its contents) instead of a new buffer.
+    ///
+    /// With a `body` whose capacity fits the page, and a session and shared
+    /// read offsets that already exist, it makes no heap allocation.
+    ///
+    /// # Errors
+    ///
+    /// As for [`poll`](Self::poll); `body` is left as it was then.
+    pub fn poll_into(
+        &mut self,
+        correlation_id: &str,
+        secret: &[u8],
+        shared: SharedRequest,
+        now: f64,
+        body: &mut String,
+    ) -> Result<PollSummary, Error> {
         let id = self.authenticate(correlation_id, secret, now)?;
-        let options = &self.options;
-        let Some(session) = self.sessions.get_mut(id.as_str()) else {
+        let Self {
+            options,
+            sessions,
+            pool,
+            extra,
+            tlddata,
+            seal_buffer,
+            ..
+        } = self;
+        let Some(session) = sessions.get_mut(id.as_ref()) else {
             return Err(Error::SessionNotFound);
         };
         session.refresh(now);
         let mut budget = PageBudget::new(options.max_page_items, options.max_page_bytes);
 
-        let data_len = budget.take(session.queue.iter().map(|record| record.payload.len()));
+        let pool = &*pool;
+        let data_len = budget.take(session.queue.iter().map(|record| payload(pool, &record.handle).len()));
         let last_data_seq = data_len
             .checked_sub(1)
             .and_then(|last| session.queue.get(last))
             .map_or(session.generation, |record| record.seq);
-        let (extra, extra_offset) = read_shared(shared.extra.then_some(&self.extra), &id, &mut budget);
-        let (tlddata, tlddata_offset) = read_shared(shared.tlddata.then_some(&self.tlddata), &id, &mut budget);
+        let (extra_items, extra_offset) = read_shared(extra, shared.extra, &id, &mut budget, pool);
+        let (tld_items, tlddata_offset) = read_shared(tlddata, shared.tlddata, &id, &mut budget, pool);
 
-        let data = session.queue.range(..data_len).map(|record| &record.payload);
-        let mut sealer = session.key.sealer(session.mode);
-        let body = poll_body(data, &mut sealer, &extra, session.key.wrapped(), &tlddata);
-        Ok(PollPage {
-            body,
+        let data = session
+            .queue
+            .range(..data_len)
+            .map(|record| payload(pool, &record.handle));
+        let mut sealer = Sealer::with_buffer(session.key.as_bytes(), session.mode, std::mem::take(seal_buffer));
+        write_poll_body(body, data, &mut sealer, extra_items, session.key.wrapped(), tld_items);
+        *seal_buffer = sealer.into_buffer();
+        Ok(PollSummary {
             data_count: data_len,
             receipt: PollReceipt {
-                correlation_id: id,
                 last_data_seq,
                 extra_offset,
                 tlddata_offset,
@@ -271,25 +365,26 @@ impl Store {
         })
     }
 
-    /// Removes what a poll reply delivered; committing it again does nothing.
+    /// Removes what a poll reply of the session `correlation_id` delivered;
+    /// committing it again does nothing.
     ///
-    /// Records queued after the poll stay. A receipt of a session that is
-    /// gone, or of an earlier registration of the same id, changes nothing.
-    pub fn commit(&mut self, receipt: &PollReceipt) {
-        let id = receipt.correlation_id.as_str();
-        let Some(session) = self.sessions.get_mut(id) else {
+    /// `correlation_id` is the lowercased id, as [`PollPage::correlation_id`]
+    /// contains it. Records queued after the poll stay. A receipt of a session
+    /// that is gone, or of an earlier registration of the same id, changes nothing.
+    pub fn commit(&mut self, correlation_id: &str, receipt: &PollReceipt) {
+        let Some(session) = self.sessions.get_mut(correlation_id) else {
             return;
         };
         if receipt.last_data_seq < session.generation {
             return;
         }
-        let released = session.release_through(receipt.last_data_seq);
+        let released = session.release_through(receipt.last_data_seq, &mut self.pool);
         self.account_release(released);
         if let Some(offset) = receipt.extra_offset {
-            self.extra.advance(id, offset);
+            self.extra.advance(correlation_id, offset);
         }
         if let Some(offset) = receipt.tlddata_offset {
-            self.tlddata.advance(id, offset);
+            self.tlddata.advance(correlation_id, offset);
         }
     }
 
@@ -298,18 +393,7 @@ impl Store {
         if self.options.ttl_seconds.is_none() {
             return 0;
         }
-        let options = &self.options;
-        let expired: Vec<Box<str>> = self
-            .sessions
-            .iter()
-            .filter(|(_, session)| !session.is_live(options, now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &expired {
-            self.remove_session(id);
-        }
-        self.expired_sessions += expired.len() as u64;
-        expired.len()
+        self.remove_sessions_where(|session, options| !session.is_live(options, now))
     }
 
     /// Returns the current counters and gauges, counting the sessions live at `now`.
@@ -323,7 +407,16 @@ impl Store {
             dropped_items: self.dropped_items,
             dropped_shared_items: self.dropped_shared_items,
             expired_sessions: self.expired_sessions,
+            total_bytes: self.total_bytes(),
+            evicted_items: self.evicted_items,
+            refused_items: self.refused_items,
+            refused_sessions: self.refused_sessions,
         }
+    }
+
+    /// Returns the figures of the slab pool that contains every payload.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
     }
 
     /// Returns the number of sessions held, including expired ones that
@@ -350,13 +443,11 @@ impl Store {
     }
 
     /// Returns the lowercased id of the live session that `secret` opens.
-    fn authenticate(&self, correlation_id: &str, secret: &[u8], now: f64) -> Result<String, Error> {
+    fn authenticate<'a>(&self, correlation_id: &'a str, secret: &[u8], now: f64) -> Result<Cow<'a, str>, Error> {
         let id =
             ids::normalize_quietly(correlation_id, self.options.correlation_id_length).ok_or(Error::SessionNotFound)?;
         match self.sessions.get(id.as_ref()) {
-            Some(session) if session.is_live(&self.options, now) && session.secret_matches(secret) => {
-                Ok(id.into_owned())
-            }
+            Some(session) if session.is_live(&self.options, now) && session.secret_matches(secret) => Ok(id),
             _ => Err(Error::SessionNotFound),
         }
     }
@@ -368,13 +459,29 @@ impl Store {
             .filter(|session| session.is_live(&self.options, now))
     }
 
+    /// Removes every session for which `doomed` is true; returns how many went.
+    ///
+    /// Each removal counts in `expired_sessions`.
+    fn remove_sessions_where(&mut self, doomed: impl Fn(&Session, &StoreOptions) -> bool) -> usize {
+        let ids: Vec<Box<str>> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| doomed(session, &self.options))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            self.remove_session(id);
+        }
+        self.expired_sessions += ids.len() as u64;
+        ids.len()
+    }
+
     /// Removes a session, its queued records and its shared read offsets.
     fn remove_session(&mut self, id: &str) {
-        if let Some(session) = self.sessions.remove(id) {
-            self.account_release(Released {
-                items: session.queue.len(),
-                bytes: session.bytes,
-            });
+        if let Some(mut session) = self.sessions.remove(id) {
+            let released = session.clear(&mut self.pool);
+            self.account_release(released);
+            self.session_overhead -= session.overhead;
         }
         self.extra.forget(id);
         self.tlddata.forget(id);
@@ -391,27 +498,37 @@ impl Store {
         seq
     }
 
-    fn bucket_mut(&mut self, bucket: SharedBucket) -> &mut SharedBuffer {
+    fn shared_caps(&self) -> SharedCaps {
+        SharedCaps {
+            max_items: self.options.max_shared_items,
+            max_bytes: self.options.max_shared_bytes,
+        }
+    }
+
+    fn bucket(&self, bucket: SharedBucket) -> &SharedBuffer {
         match bucket {
-            SharedBucket::Extra => &mut self.extra,
-            SharedBucket::TldData => &mut self.tlddata,
+            SharedBucket::Extra => &self.extra,
+            SharedBucket::TldData => &self.tlddata,
         }
     }
 }
 
 /// Returns the consumer's next records of a shared bucket that fit the page,
 /// and the bucket's read offset after them. A bucket that the poll did not
-/// request (`None`) gives no records and no offset.
+/// request gives no records and no offset.
 fn read_shared<'a>(
-    buffer: Option<&'a SharedBuffer>,
+    buffer: &'a SharedBuffer,
+    requested: bool,
     consumer: &str,
     budget: &mut PageBudget,
-) -> (Vec<&'a Payload>, Option<u64>) {
-    let Some(buffer) = buffer else {
-        return (Vec::new(), None);
-    };
+    pool: &'a SlabPool,
+) -> (impl ExactSizeIterator<Item = &'a [u8]> + Clone, Option<u64>) {
     let (start, unread) = buffer.unread(consumer);
-    let len = budget.take(unread.clone().map(Payload::len));
+    let len = if requested {
+        budget.take(unread.clone().map(|handle| payload(pool, handle).len()))
+    } else {
+        0
+    };
     let offset = (len > 0).then(|| start + len as u64);
-    (unread.take(len).collect(), offset)
+    (unread.take(len).map(move |handle| payload(pool, handle)), offset)
 }

@@ -73,6 +73,15 @@ pub struct StoreOptions {
     /// Plaintext bytes per list in one poll reply, except that a list always
     /// takes its first queued record.
     pub max_page_bytes: usize,
+    /// Bytes each shared bucket keeps; older records are dropped on insert.
+    pub max_shared_bytes: usize,
+    /// The byte budget of [`StoreStats::total_bytes`](super::StoreStats::total_bytes), or `None` for none.
+    pub max_total_bytes: Option<usize>,
+    /// Whether payloads live in slab pools (`true`) or each in its own allocation.
+    pub pooled: bool,
+    /// Seconds without a register or poll after which a session is idle, so
+    /// that its records may be evicted.
+    pub idle_eviction_seconds: f64,
 }
 
 impl Default for StoreOptions {
@@ -87,6 +96,10 @@ impl Default for StoreOptions {
             max_shared_items: 10_000,
             max_page_items: 5_000,
             max_page_bytes: 8 * 1024 * 1024,
+            max_shared_bytes: 16 * 1024 * 1024,
+            max_total_bytes: None,
+            pooled: true,
+            idle_eviction_seconds: 60.0,
         }
     }
 }
@@ -113,6 +126,9 @@ impl StoreOptions {
             ("max_shared_items", self.max_shared_items),
             ("max_page_items", self.max_page_items),
             ("max_page_bytes", self.max_page_bytes),
+            ("max_shared_bytes", self.max_shared_bytes),
+            // No budget (None) is valid; only a budget of 0 is not.
+            ("max_total_bytes", self.max_total_bytes.unwrap_or(1)),
         ];
         for (name, value) in counts {
             if value == 0 {
@@ -122,6 +138,17 @@ impl StoreOptions {
                 });
             }
         }
-        Ok(())
+        check_seconds(self.idle_eviction_seconds).map_err(|reason| Error::InvalidOption {
+            name: "idle_eviction_seconds",
+            reason,
+        })
     }
+}
+
+/// Checks that `seconds` is a finite number, 0 or more, and returns the reason when it is not.
+pub(crate) fn check_seconds(seconds: f64) -> Result<(), String> {
+    if seconds.is_finite() && seconds >= 0.0 {
+        return Ok(());
+    }
+    Err(format!("{seconds} is not a finite number of seconds of 0 or more"))
 }

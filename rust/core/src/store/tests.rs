@@ -14,9 +14,9 @@ use super::*;
 use crate::crypto::test_keys;
 use crate::error::{IdError, KeyError};
 
-const ID: &str = "aaaaaaaaaaaaaaaaaaaa";
-const OTHER_ID: &str = "bbbbbbbbbbbbbbbbbbbb";
-const SECRET: &[u8] = b"5a3c9f1e-0000-4000-8000-000000000001";
+pub(super) const ID: &str = "aaaaaaaaaaaaaaaaaaaa";
+pub(super) const OTHER_ID: &str = "bbbbbbbbbbbbbbbbbbbb";
+pub(super) const SECRET: &[u8] = b"5a3c9f1e-0000-4000-8000-000000000001";
 const TTL: f64 = 100.0;
 const EXTRA_ONLY: SharedRequest = SharedRequest {
     extra: true,
@@ -32,12 +32,12 @@ fn private_key() -> &'static PrivateKey {
     KEY.get_or_init(|| test_keys::private_key(1024))
 }
 
-fn public_key_text() -> &'static str {
+pub(super) fn public_key_text() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| STANDARD.encode(test_keys::public_pem(1024)))
 }
 
-fn store_with(change: impl FnOnce(&mut StoreOptions)) -> Store {
+pub(super) fn store_with(change: impl FnOnce(&mut StoreOptions)) -> Store {
     let mut options = StoreOptions {
         ttl_seconds: Some(TTL),
         ..StoreOptions::default()
@@ -52,18 +52,18 @@ fn registered(change: impl FnOnce(&mut StoreOptions)) -> Store {
     store
 }
 
-fn poll(store: &mut Store, now: f64) -> (Value, PollPage) {
+pub(super) fn poll(store: &mut Store, now: f64) -> (Value, PollPage) {
     poll_shared(store, ID, SharedRequest::default(), now)
 }
 
-fn poll_shared(store: &mut Store, id: &str, shared: SharedRequest, now: f64) -> (Value, PollPage) {
+pub(super) fn poll_shared(store: &mut Store, id: &str, shared: SharedRequest, now: f64) -> (Value, PollPage) {
     let page = store.poll(id, SECRET, shared, now).unwrap();
     assert_eq!(page.body.last(), Some(&b'\n'));
     (serde_json::from_slice(&page.body).unwrap(), page)
 }
 
 /// Unwraps the AES key and decrypts every `data` item, as a client does.
-fn decrypt_data(body: &Value, mode: AesMode) -> Vec<Vec<u8>> {
+pub(super) fn decrypt_data(body: &Value, mode: AesMode) -> Vec<Vec<u8>> {
     let wrapped = STANDARD.decode(body["aes_key"].as_str().unwrap()).unwrap();
     let key = private_key().oaep_decrypt::<Sha256>(&wrapped).unwrap();
     let Some(items) = body["data"].as_array() else {
@@ -103,7 +103,7 @@ fn texts(value: &Value) -> Vec<String> {
 #[test]
 fn register_refresh_and_conflict() {
     let mut store = registered(|_| {});
-    assert!(store.push(ID, b"{}", 1.0));
+    assert!(store.push(ID, b"{}", 1.0).unwrap());
     let (first, _) = poll(&mut store, 1.0);
     assert!(!store
         .register(&ID.to_uppercase(), SECRET, public_key_text(), None, 2.0)
@@ -142,8 +142,8 @@ fn uppercase_id_is_stored_lowercase() {
         .register(&ID.to_uppercase(), SECRET, public_key_text(), None, 0.0)
         .unwrap());
     assert!(store.contains(ID, 0.0));
-    assert!(store.push(&ID.to_uppercase(), b"{}", 0.0));
-    assert_eq!(poll(&mut store, 0.0).1.receipt.correlation_id, ID);
+    assert!(store.push(&ID.to_uppercase(), b"{}", 0.0).unwrap());
+    assert_eq!(poll(&mut store, 0.0).1.correlation_id, ID);
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn unknown_id_and_wrong_secret_look_the_same() {
     assert_eq!(store.poll(ID, b"wrong", shared, 1.0), Err(Error::SessionNotFound));
     assert_eq!(store.poll("short", SECRET, shared, 1.0), Err(Error::SessionNotFound));
     assert_eq!(store.deregister(ID, b"wrong", 1.0), Err(Error::SessionNotFound));
-    assert!(!store.push("short", b"{}", 1.0));
+    assert!(!store.push("short", b"{}", 1.0).unwrap());
     assert!(!store.contains("short", 1.0));
 }
 
@@ -179,7 +179,7 @@ fn data_round_trips_in_both_modes() {
             vec![b'x'; 40],
         ];
         for record in &sent {
-            assert!(store.push(ID, record, 0.0));
+            assert!(store.push(ID, record, 0.0).unwrap());
         }
         let (body, page) = poll(&mut store, 0.0);
         assert_eq!(decrypt_data(&body, mode), sent, "{mode}");
@@ -191,7 +191,7 @@ fn data_round_trips_in_both_modes() {
 fn store_default_mode_applies() {
     let mut store = store_with(|options| options.aes_mode = AesMode::Cfb);
     store.register(ID, SECRET, public_key_text(), None, 0.0).unwrap();
-    store.push(ID, b"{\"a\":\"0123456789abcdef0123456789\"}", 0.0);
+    store.push(ID, b"{\"a\":\"0123456789abcdef0123456789\"}", 0.0).unwrap();
     let (body, _) = poll(&mut store, 0.0);
     assert_eq!(
         decrypt_data(&body, AesMode::Cfb),
@@ -202,7 +202,7 @@ fn store_default_mode_applies() {
 #[test]
 fn ivs_are_fresh_per_poll() {
     let mut store = registered(|_| {});
-    store.push(ID, b"{}", 0.0);
+    store.push(ID, b"{}", 0.0).unwrap();
     let (first, _) = poll(&mut store, 0.0);
     let (second, _) = poll(&mut store, 0.0);
     assert_ne!(first["data"][0], second["data"][0]);
@@ -211,7 +211,7 @@ fn ivs_are_fresh_per_poll() {
 #[test]
 fn commit_releases_only_what_was_sent() {
     let mut store = registered(|_| {});
-    store.push(ID, b"1", 0.0);
+    store.push(ID, b"1", 0.0).unwrap();
     let (_, page) = poll(&mut store, 0.0);
     let (again, _) = poll(&mut store, 0.0);
     assert_eq!(
@@ -219,9 +219,9 @@ fn commit_releases_only_what_was_sent() {
         1,
         "an uncommitted poll keeps its items"
     );
-    store.push(ID, b"2", 0.0);
-    store.commit(&page.receipt);
-    store.commit(&page.receipt);
+    store.push(ID, b"2", 0.0).unwrap();
+    store.commit(&page.correlation_id, &page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
     let (body, _) = poll(&mut store, 0.0);
     assert_eq!(decrypt_data(&body, AesMode::Ctr), vec![b"2".to_vec()]);
     assert_eq!(store.stats(0.0).queued_items, 1);
@@ -235,27 +235,27 @@ fn pages_are_bounded_by_items_and_bytes() {
         options.max_page_bytes = 21;
     });
     for record in records(5) {
-        store.push(ID, &record, 0.0);
+        store.push(ID, &record, 0.0).unwrap();
     }
     let (body, page) = poll(&mut store, 0.0);
     assert_eq!(decrypt_data(&body, AesMode::Ctr), records(3));
-    store.commit(&page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
 
-    store.push(ID, &[b'x'; 50], 0.0);
+    store.push(ID, &[b'x'; 50], 0.0).unwrap();
     let (body, page) = poll(&mut store, 0.0);
     assert_eq!(
         decrypt_data(&body, AesMode::Ctr),
         records(5)[3..].to_vec(),
         "7+7 bytes fit, 50 more do not"
     );
-    store.commit(&page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
     let (body, page) = poll(&mut store, 0.0);
     assert_eq!(
         decrypt_data(&body, AesMode::Ctr),
         vec![vec![b'x'; 50]],
         "an oversized record goes alone"
     );
-    store.commit(&page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
     assert_eq!(store.stats(0.0).queued_items, 0);
 }
 
@@ -266,16 +266,16 @@ fn session_caps_drop_oldest() {
         options.max_session_bytes = 30;
     });
     for record in records(5) {
-        assert!(store.push(ID, &record, 0.0));
+        assert!(store.push(ID, &record, 0.0).unwrap());
     }
     assert_eq!(store.stats(0.0).dropped_items, 2);
-    assert!(store.push(ID, &[b'y'; 16], 0.0));
+    assert!(store.push(ID, &[b'y'; 16], 0.0).unwrap());
     assert_eq!(
         store.stats(0.0).dropped_items,
         3,
         "21 + 16 bytes exceed 30 until one 7-byte record goes"
     );
-    assert!(store.push(ID, &[b'z'; 31], 0.0));
+    assert!(store.push(ID, &[b'z'; 31], 0.0).unwrap());
     assert_eq!(
         store.stats(0.0).dropped_items,
         4,
@@ -290,7 +290,7 @@ fn session_caps_drop_oldest() {
 #[test]
 fn sliding_ttl_refreshes_on_owner_actions_only() {
     let mut store = registered(|_| {});
-    store.push(ID, b"{}", 90.0);
+    store.push(ID, b"{}", 90.0).unwrap();
     assert!(store.contains(ID, 99.0));
     assert!(!store.contains(ID, 100.0), "inbound records do not refresh");
 
@@ -325,9 +325,9 @@ fn no_ttl_never_expires() {
 #[test]
 fn expired_session_reads_absent_before_expire() {
     let mut store = registered(|_| {});
-    store.push(ID, b"{}", 1.0);
+    store.push(ID, b"{}", 1.0).unwrap();
     assert!(!store.contains(ID, 100.0));
-    assert!(!store.push(ID, b"{}", 100.0));
+    assert!(!store.push(ID, b"{}", 100.0).unwrap());
     assert_eq!(
         store.poll(ID, SECRET, SharedRequest::default(), 100.0),
         Err(Error::SessionNotFound)
@@ -347,15 +347,15 @@ fn expired_session_reads_absent_before_expire() {
 #[test]
 fn reregistration_after_expiry_starts_over() {
     let mut store = registered(|_| {});
-    store.push(ID, b"old", 1.0);
+    store.push(ID, b"old", 1.0).unwrap();
     let (old, stale_page) = poll(&mut store, 1.0);
     assert!(store
         .register(ID, b"new secret", public_key_text(), None, 200.0)
         .unwrap());
     assert_eq!(store.stats(0.0).expired_sessions, 1);
     assert_eq!(store.stats(0.0).queued_items, 0);
-    store.push(ID, b"new", 200.0);
-    store.commit(&stale_page.receipt);
+    store.push(ID, b"new", 200.0).unwrap();
+    store.commit(&stale_page.correlation_id, &stale_page.receipt);
     let page = store.poll(ID, b"new secret", SharedRequest::default(), 200.0).unwrap();
     let body: Value = serde_json::from_slice(&page.body).unwrap();
     assert_ne!(body["aes_key"], old["aes_key"]);
@@ -369,10 +369,10 @@ fn reregistration_after_expiry_starts_over() {
 #[test]
 fn deregister_removes_session_and_consumer() {
     let mut store = registered(|_| {});
-    store.push(ID, b"{}", 0.0);
-    store.push_shared(SharedBucket::Extra, b"e1");
+    store.push(ID, b"{}", 0.0).unwrap();
+    store.push_shared(SharedBucket::Extra, b"e1", 0.0).unwrap();
     let (_, page) = poll_shared(&mut store, ID, EXTRA_ONLY, 0.0);
-    store.commit(&page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
     store.deregister(&ID.to_uppercase(), SECRET, 0.0).unwrap();
     assert!(!store.contains(ID, 0.0));
     assert_eq!(store.stats(0.0).queued_items, 0);
@@ -391,21 +391,21 @@ fn deregister_removes_session_and_consumer() {
 fn shared_buckets_serve_each_consumer() {
     let mut store = registered(|options| options.max_shared_items = 3);
     store.register(OTHER_ID, SECRET, public_key_text(), None, 0.0).unwrap();
-    store.push_shared(SharedBucket::Extra, b"e1");
-    store.push_shared(SharedBucket::TldData, b"t1");
+    store.push_shared(SharedBucket::Extra, b"e1", 0.0).unwrap();
+    store.push_shared(SharedBucket::TldData, b"t1", 0.0).unwrap();
     let (body, page) = poll_shared(&mut store, ID, BOTH_BUCKETS, 0.0);
     assert_eq!(texts(&body["extra"]), vec!["e1"]);
     assert_eq!(texts(&body["tlddata"]), vec!["t1"]);
-    store.commit(&page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
 
     for record in [b"e2", b"e3", b"e4"] {
-        store.push_shared(SharedBucket::Extra, record);
+        store.push_shared(SharedBucket::Extra, record, 0.0).unwrap();
     }
     assert_eq!(store.stats(0.0).dropped_shared_items, 1);
     let (body, page) = poll_shared(&mut store, ID, BOTH_BUCKETS, 0.0);
     assert_eq!(texts(&body["extra"]), vec!["e2", "e3", "e4"]);
     assert!(body.get("tlddata").is_none(), "tlddata is omitted when empty");
-    store.commit(&page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
 
     let (body, _) = poll_shared(&mut store, OTHER_ID, BOTH_BUCKETS, 0.0);
     assert_eq!(
@@ -422,12 +422,12 @@ fn shared_buckets_serve_each_consumer() {
 #[test]
 fn shared_buckets_stay_unread_when_not_requested() {
     let mut store = registered(|_| {});
-    store.push_shared(SharedBucket::Extra, b"e1");
-    store.push_shared(SharedBucket::TldData, b"t1");
+    store.push_shared(SharedBucket::Extra, b"e1", 0.0).unwrap();
+    store.push_shared(SharedBucket::TldData, b"t1", 0.0).unwrap();
     let (body, page) = poll(&mut store, 0.0);
     assert!(body["extra"].is_null());
     assert!(body.get("tlddata").is_none());
-    store.commit(&page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
     let (body, _) = poll_shared(&mut store, ID, BOTH_BUCKETS, 0.0);
     assert_eq!(texts(&body["extra"]), vec!["e1"]);
 }
@@ -436,11 +436,11 @@ fn shared_buckets_stay_unread_when_not_requested() {
 fn shared_pages_are_bounded() {
     let mut store = registered(|options| options.max_page_items = 2);
     for record in records(3) {
-        store.push_shared(SharedBucket::Extra, &record);
+        store.push_shared(SharedBucket::Extra, &record, 0.0).unwrap();
     }
     let (body, page) = poll_shared(&mut store, ID, EXTRA_ONLY, 0.0);
     assert_eq!(texts(&body["extra"]).len(), 2);
-    store.commit(&page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
     let (body, _) = poll_shared(&mut store, ID, EXTRA_ONLY, 0.0);
     assert_eq!(texts(&body["extra"]), vec!["{\"n\":2}"]);
 }
@@ -449,9 +449,9 @@ fn shared_pages_are_bounded() {
 fn page_bytes_are_shared_by_lists() {
     let mut store = registered(|options| options.max_page_bytes = 15);
     for record in records(2) {
-        store.push(ID, &record, 0.0);
-        store.push_shared(SharedBucket::Extra, &record);
-        store.push_shared(SharedBucket::TldData, &record);
+        store.push(ID, &record, 0.0).unwrap();
+        store.push_shared(SharedBucket::Extra, &record, 0.0).unwrap();
+        store.push_shared(SharedBucket::TldData, &record, 0.0).unwrap();
     }
     let (body, page) = poll_shared(&mut store, ID, BOTH_BUCKETS, 0.0);
     assert_eq!(decrypt_data(&body, AesMode::Ctr), records(2), "14 of 15 bytes");
@@ -461,7 +461,7 @@ fn page_bytes_are_shared_by_lists() {
         "past the budget, a list still takes one record"
     );
     assert_eq!(texts(&body["tlddata"]).len(), 1);
-    store.commit(&page.receipt);
+    store.commit(&page.correlation_id, &page.receipt);
     let (body, _) = poll_shared(&mut store, ID, BOTH_BUCKETS, 0.0);
     assert!(body["data"].is_null());
     assert_eq!(texts(&body["extra"]), vec!["{\"n\":1}"]);
@@ -472,7 +472,7 @@ fn page_bytes_are_shared_by_lists() {
 fn shared_records_are_json_strings() {
     let mut store = registered(|_| {});
     let record = "{\"raw-request\":\"GET /a\\nb <x> \u{e9}\"}";
-    store.push_shared(SharedBucket::Extra, record.as_bytes());
+    store.push_shared(SharedBucket::Extra, record.as_bytes(), 0.0).unwrap();
     let (body, _) = poll_shared(&mut store, ID, EXTRA_ONLY, 0.0);
     assert_eq!(texts(&body["extra"]), vec![record.to_owned()]);
 }
