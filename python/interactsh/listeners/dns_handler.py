@@ -62,9 +62,10 @@ class DnsHandler:
         self.counters = recorder.counters
         self.scan_everywhere = recorder.config.scan_everywhere
         self.wildcard = recorder.config.wildcard
-        # Texts are cut at this many characters. They are ASCII except for
-        # the text of extended DNS errors, so this is close to a byte count.
-        self.capture_limit = recorder.config.max_request_size
+        # Texts are cut at the admission's capture limit, read per query because it shrinks under
+        # critical memory pressure. They are ASCII except for the text of extended DNS errors, so
+        # the limit is close to a byte count.
+        self.admission = recorder.admission
         self._last_failure_log = float("-inf")
         self._unlogged_failures = 0
 
@@ -132,7 +133,7 @@ class DnsHandler:
         self, unique_id: str, full_id: str, qtype: int, client_ip: str, transport: str, texts: _MessageTexts
     ) -> bytes:
         """Build the record, cutting each text at the capture limit and marking the record truncated when it does."""
-        limit = self.capture_limit
+        limit = self.admission.capture_limit
         request, response = texts.request, texts.response
         truncated = len(request) > limit or len(response) > limit
         return build_record(

@@ -92,7 +92,9 @@ class FtpEvents:
     def record(self, connection: aioftp.Connection, description: str, request: tuple[str, str] | None = None) -> None:
         """Store one event of the command in ``request`` (default: the command being run)."""
         verb, params = request or connection.request_line
-        raw_request = f"{verb} {params}\n{description}"[: self.max_request_size]
+        # The admission's capture limit shrinks under critical memory pressure.
+        limit = min(self.max_request_size, self.recorder.admission.capture_limit)
+        raw_request = f"{verb} {params}\n{description}"[:limit]
         record = build_record("ftp", "", "", connection.peer, raw_request=raw_request)
         self.recorder.counters.ftp += 1
         try:

@@ -18,6 +18,15 @@ misspelt ``heap_allo`` and ``head_idle``, and fills them from the process:
 store: hits are records filed under a live session, misses are records whose
 session was gone, evictions are expired sessions. The ``store`` block and the
 counters after ``sessions`` are this server's own.
+
+After upstream's keys, the ``memory`` block carries this server's memory
+figures as integers, in bytes unless named otherwise. They are the resident
+and peak resident size, the effective limit and where it came from, the
+pressure level, the store's accounted bytes and budget, evictions, drops and
+rejections, the slab pool's per-class statistics and the cyclic GC's
+thresholds and counts.
+:func:`interactsh.listeners.http_prometheus.prometheus_text` exports the same
+figures in the Prometheus text format.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from typing import Any
 
 import psutil
 
+from interactsh.memory import MemoryReport
 from interactsh.metrics import Counters
 from interactsh.store.base import StoreStats
 
@@ -48,7 +58,7 @@ def human_size(size: float) -> str:
     return f"{size:.4g}{_SIZE_UNITS[unit]}"
 
 
-def metrics_document(counters: Counters, stats: StoreStats) -> dict[str, Any]:
+def metrics_document(counters: Counters, stats: StoreStats, memory: MemoryReport) -> dict[str, Any]:
     """Return the ``/metrics`` document."""
     values = counters.as_dict()
     document: dict[str, Any] = {name: values[name] for name in _UPSTREAM_COUNTERS}
@@ -60,10 +70,11 @@ def metrics_document(counters: Counters, stats: StoreStats) -> dict[str, Any]:
         "total-load-time": 0,
         "eviction-count": stats.expired_sessions,
     }
-    document["memory"] = memory_block()
+    document["memory"] = memory_block() | memory_extension(memory, stats)
     document["cpu"] = cpu_block()
     document["network"] = network_block()
-    document["store"] = {key.replace("_", "-"): value for key, value in asdict(stats).items()}
+    # The pool statistics are in the memory block.
+    document["store"] = {key.replace("_", "-"): value for key, value in asdict(stats).items() if key != "pool"}
     for name, value in values.items():
         if name not in _UPSTREAM_COUNTERS:
             document[name.replace("_", "-")] = value
@@ -97,6 +108,57 @@ def memory_block() -> dict[str, Any]:
         "mcache_in_use": human_size(0),
         "mcache_sys": human_size(0),
     }
+
+
+def memory_extension(report: MemoryReport, stats: StoreStats) -> dict[str, Any]:
+    """Return this server's keys of the ``memory`` block (see the module docstring)."""
+    gc = report.gc
+    return {
+        "optimization": report.optimization,
+        "rss": report.rss,
+        "peak-rss": report.peak_rss,
+        "limit": report.limit,
+        "limit-source": report.limit_origin,
+        "level": report.level,
+        "ratio": round(report.ratio, 4),
+        "store-bytes": stats.total_bytes,
+        "store-budget": report.store_budget,
+        "store-budget-held": report.held_budget,
+        "capture-limit": report.capture_limit,
+        "rejecting-registrations": report.rejecting_registrations,
+        "evicted-items": stats.evicted_items,
+        "dropped-items": stats.dropped_items,
+        "dropped-shared-items": stats.dropped_shared_items,
+        "refused-items": stats.refused_items,
+        "refused-sessions": stats.refused_sessions,
+        "rejected-registrations": report.rejected_registrations,
+        "expired-idle-sessions": report.totals.expired_sessions,
+        "released-bytes": report.totals.released_bytes,
+        "malloc-trims": report.totals.malloc_trims,
+        "samples": report.totals.samples,
+        "transitions": dict(report.totals.entered),
+        "pool": kebab_keys(stats.pool),
+        "gc": {
+            "thresholds": list(gc.thresholds),
+            "counts": list(gc.counts),
+            "collections": list(gc.collections),
+            "collected": list(gc.collected),
+            "uncollectable": list(gc.uncollectable),
+            "frozen": gc.frozen,
+            "gc-percent": gc.gc_percent,
+            "pressure-percent": gc.pressure_percent,
+            "periodic-collections": gc.periodic_collections,
+        },
+    }
+
+
+def kebab_keys(value: Any) -> Any:
+    """Return ``value`` with every dictionary key's underscores turned into dashes, at any depth."""
+    if isinstance(value, dict):
+        return {str(key).replace("_", "-"): kebab_keys(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [kebab_keys(item) for item in value]
+    return value
 
 
 def cpu_block() -> dict[str, int] | None:

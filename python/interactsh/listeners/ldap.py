@@ -269,7 +269,7 @@ class LdapConnection(asyncio.Protocol):
                 self.listener.counters.ldap += 1
                 self._start_tls(message.message_id)
                 return
-            text, truncated = describe(operation, self.config.max_request_size)
+            text, truncated = describe(operation, self.listener.records.recorder.admission.capture_limit)
         except BerError as error:
             self._disconnect(f"invalid LDAP message: {error}")
             return

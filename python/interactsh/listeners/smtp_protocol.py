@@ -358,7 +358,7 @@ class InteractshSMTP(SMTP):
 
     def _new_transaction(self, mail_from: str | None) -> Transaction:
         greeting = self.session.greeting if isinstance(self.session, QuietSession) else None
-        transaction = Transaction(greeting, mail_from, self.shared.config.max_request_size)
+        transaction = Transaction(greeting, mail_from, self.shared.recorder.admission.capture_limit)
         transaction.add_line(self.line)
         return transaction
 
@@ -454,7 +454,7 @@ class InteractshSMTP(SMTP):
             return
         transaction.add_line(self.line)
         await self.push(Reply.START_INPUT)
-        reader = MessageReader(self.shared.config.max_request_size)
+        reader = MessageReader(self.shared.recorder.admission.capture_limit)
         message = await reader.read(self._reader, self._reset_timeout)
         transaction.message = message
         if not message.complete:
