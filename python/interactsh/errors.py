@@ -41,3 +41,7 @@ class StoreFullError(InteractshError, MemoryError):
 
 class ConfigurationError(InteractshError, ValueError):
     """A configured file or option cannot be used (a certificate, a records file...)."""
+
+
+class AcmeError(InteractshError, RuntimeError):
+    """A certificate could not be obtained or stored through ACME."""
