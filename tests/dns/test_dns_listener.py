@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from interactsh.errors import StoreFullError
 from interactsh.listeners.dns_answer import DnsAnswerer
 from interactsh.listeners.dns_handler import DnsHandler
 from interactsh.listeners.dns_records import load_custom_records
@@ -142,10 +141,11 @@ def test_recording_failure_still_answers(
 ) -> None:
     dns_server.register(CORRELATION_ID)
 
-    def full_store(correlation_id: str, record: bytes) -> bool:
-        raise StoreFullError("the store is over its memory budget")
+    # The recorder counts a full store (StoreFullError) without logging, so this failure is another error.
+    def broken_store(correlation_id: str, record: bytes) -> bool:
+        raise RuntimeError("the store failed")
 
-    monkeypatch.setattr(dns_server.store, "append", full_store)
+    monkeypatch.setattr(dns_server.store, "append", broken_store)
     caplog.set_level(logging.ERROR, logger="interactsh.dns")
     reply = udp(hdr() + q(f"{ID}.{DOMAIN}"), dns_server.port)
     assert reply is not None

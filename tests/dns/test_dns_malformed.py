@@ -159,10 +159,10 @@ def test_edns_size_is_capped_and_do_echoed(dns_server: DnsHarness, session: Sess
     assert "; EDNS: version 0; flags: do; udp: 1232\n" in records[0]["raw-response"]
 
 
-def test_small_edns_size_counts_as_512(dns_server: DnsHarness) -> None:
+def test_small_edns_size_gets_server_size_in_opt(dns_server: DnsHarness) -> None:
     wire = udp(hdr(ar=1) + q(f"x.{DOMAIN}") + opt(size=100), dns_server.port)
     assert wire is not None
-    assert dns.message.from_wire(wire).payload == 512
+    assert dns.message.from_wire(wire).payload == 1232
 
 
 def test_edns_version_1_is_badvers(dns_server: DnsHarness, session: Session) -> None:

@@ -67,6 +67,27 @@ def test_udp_with_edns_is_truncated_above_its_size(big_server: DnsHarness) -> No
     assert dns.message.from_wire(roomy).payload == 1232
 
 
+def test_small_edns_size_truncates_at_512(big_server: DnsHarness) -> None:
+    query = hdr(ar=1) + q(f"big.{ID}.{DOMAIN}", t=16) + opt(size=100)
+    wire = udp(query, big_server.port)
+    assert wire is not None
+    assert len(wire) <= 512, "a client size under 512 counts as 512"
+    reply = dns.message.from_wire(wire)
+    assert reply.flags & dns.flags.TC
+    assert reply.payload == 1232, "the reply OPT carries the server's own size, not the client's"
+
+
+def test_opt_size_follows_server_limit(loop_kind: str) -> None:
+    with DnsHarness(make_config(dns_udp_payload_limit=600), loop_kind) as server:
+        for client_size in (100, 512, 1232, 4096):
+            wire = udp(hdr(ar=1) + q(f"x.{DOMAIN}") + opt(size=client_size), server.port)
+            assert wire is not None
+            assert dns.message.from_wire(wire).payload == 600, client_size
+        tcp_wire = tcp(hdr(ar=1) + q(f"x.{DOMAIN}") + opt(size=100), server.port)
+        assert tcp_wire is not None
+        assert dns.message.from_wire(tcp_wire).payload == 600
+
+
 def test_glue_is_dropped_before_truncating(loop_kind: str) -> None:
     addresses = [f"10.1.0.{index}" for index in range(20)]
     with DnsHarness(make_config(ips=addresses), loop_kind) as server:

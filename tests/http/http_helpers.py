@@ -34,8 +34,10 @@ CALL_TIMEOUT = 30.0
 T = TypeVar("T")
 
 
-def new_loop() -> asyncio.AbstractEventLoop:
-    """Return a new event loop of the kind the server runs on: uvloop when installed."""
+def new_loop(kind: str = "uvloop") -> asyncio.AbstractEventLoop:
+    """Return a new event loop: ``uvloop`` (the server's loop) when installed, or ``asyncio``."""
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:
@@ -46,14 +48,14 @@ def new_loop() -> asyncio.AbstractEventLoop:
 class InProcessServer:
     """build_app() and start_http() on a PythonStore, served from a background thread."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, loop_kind: str = "uvloop") -> None:
         self.config = config
         self.domain = config.domains[0]
         self.token = config.auth_token
         self.counters = Counters()
         self.store = PythonStore(config.store_options())
         self.recorder = Recorder(config, self.store, self.counters)
-        self.loop = new_loop()
+        self.loop = new_loop(loop_kind)
         self.thread = threading.Thread(target=self.loop.run_forever, name="http-test-loop", daemon=True)
         self.listener: HttpListener | None = None
 

@@ -316,7 +316,10 @@ def _poll_route(server_config: ServerConfig) -> tuple[PollRoute, PythonStore, In
 
 
 def _poll_scope(client: InteractshClient, lost: bool) -> dict[str, Any]:
-    connection = SimpleNamespace(lost=lost)
+    async def wait_drained(timeout: float) -> bool:
+        return not lost
+
+    connection = SimpleNamespace(lost=lost, wait_drained=wait_drained)
     info = RequestInfo(b"/poll", connection)  # type: ignore[arg-type]
     query = f"id={client.correlation_id}&secret={client.secret}".encode()
     return {

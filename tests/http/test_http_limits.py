@@ -105,7 +105,7 @@ def test_slow_head_gets_408_and_is_recorded(http_server) -> None:
         reply = read_reply(sock, timeout=10)
     assert reply.status == 408
     (item,) = poll_items(client)
-    assert item["rejected"] == "request head not received within 1 seconds"
+    assert item["rejected"] == "request head not received within 1 second"
     assert item["raw-request"].startswith(f"GET /slowloris HTTP/1.1\r\nHost: {host}\r\n")
 
 

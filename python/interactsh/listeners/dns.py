@@ -21,6 +21,7 @@ import struct
 from typing import Any, cast
 
 from interactsh.config import ServerConfig
+from interactsh.listeners.binding import bind_error
 from interactsh.listeners.dns_answer import DnsAnswerer
 from interactsh.listeners.dns_handler import DnsHandler
 from interactsh.listeners.dns_records import load_custom_records
@@ -310,11 +311,7 @@ def _bound_socket(family: socket.AddressFamily, kind: socket.SocketKind, host: s
     except OSError as error:
         sock.close()
         protocol = "TCP" if kind == socket.SOCK_STREAM else "UDP"
-        raise OSError(
-            error.errno,
-            f"could not bind DNS {protocol} on {host} port {port}: {error.strerror}; "
-            "free the port, choose another with -dns-port, or use 0 for a free one",
-        ) from error
+        raise bind_error(error, f"DNS {protocol}", host, port, "-dns-port") from error
     return sock
 
 

@@ -13,13 +13,15 @@ Rules (upstream's, with this server's corrections):
   NODATA: an empty answer and the zone's SOA in AUTHORITY (RFC 2308).
 * The question and every owner name derived from the query name keep the
   query's octets, so mixed-case (0x20) queries are echoed exactly.
-* A query with an OPT record gets one back with a UDP size of
-  ``min(max(client size, 512), dns_udp_payload_limit)`` and the DO bit echoed.
-  A client COOKIE gets a fresh server cookie; other options are not echoed.
-* A reply larger than the client's limit (512 octets without EDNS, none over
-  TCP beyond the 65,535-octet message limit) first loses its optional NS and
-  glue records; if it still does not fit, it keeps only the question and OPT
-  and sets TC.
+* A query with an OPT record gets one back that advertises this server's own
+  UDP payload size, ``dns_udp_payload_limit``, as RFC 6891 (section 6.2.5)
+  asks of a responder, and echoes the DO bit. A client COOKIE gets a fresh
+  server cookie; other options are not echoed.
+* A reply larger than the client's limit first loses its optional NS and glue
+  records; if it still does not fit, it keeps only the question and OPT and
+  sets TC. Over UDP the limit is ``min(max(client size, 512),
+  dns_udp_payload_limit)``, or 512 octets without EDNS; over TCP it is the
+  65,535-octet message limit.
 """
 
 from __future__ import annotations
@@ -218,10 +220,11 @@ class DnsAnswerer:
         limit = MAX_MESSAGE_SIZE if tcp else MIN_UDP_PAYLOAD
         opt: RR | None = None
         if edns is not None:
-            payload = min(max(edns.udp_size, MIN_UDP_PAYLOAD), self.udp_payload_limit)
-            limit = MAX_MESSAGE_SIZE if tcp else payload
+            if not tcp:
+                limit = min(max(edns.udp_size, MIN_UDP_PAYLOAD), self.udp_payload_limit)
             bad_version = edns.version > 0
-            opt = self._opt_record(edns, payload, client_ip, RCODE_BADVERS if bad_version else RCODE_NOERROR)
+            rcode = RCODE_BADVERS if bad_version else RCODE_NOERROR
+            opt = self._opt_record(edns, self.udp_payload_limit, client_ip, rcode)
             if bad_version:
                 return Answer(self._short_reply(query, RCODE_BADVERS, opt), RCODE_BADVERS)
         if not query.questions:

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from interactsh.config import ServerConfig
+from interactsh.listeners.binding import bind_error
 from interactsh.listeners.http_api import ApiContext, DeregisterRoute, MetricsRoute, PollRoute, RegisterRoute
 from interactsh.listeners.http_capture import Capture
 from interactsh.listeners.http_protocol import CaptureProtocol, ConnectionLimiter, ProtocolSettings
@@ -130,8 +131,4 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
     except OSError as error:
-        raise OSError(
-            error.errno,
-            f"could not bind the HTTP listener to {host} port {port}: {error.strerror}; "
-            "choose another -http-port or stop the process that uses it",
-        ) from error
+        raise bind_error(error, "the HTTP listener", host, port, "-http-port") from error

@@ -27,17 +27,21 @@ from interactsh.listeners.http_io import (
     JSON_HEADERS,
     Headers,
     client_address,
-    connection_lost,
     cors_headers,
     encode_headers,
     go_json,
     header_value,
     query_params,
     read_body,
+    reply_delivered,
+    send_paced,
     send_response,
 )
 from interactsh.listeners.http_metrics import metrics_document
+from interactsh.listeners.http_prometheus import PROMETHEUS_CONTENT_TYPE, prometheus_text
+from interactsh.listeners.http_protocol import duration_text
 from interactsh.listeners.http_ratelimit import RateLimiter
+from interactsh.memory import report_of
 from interactsh.recording import Recorder
 from interactsh.store.base import AES_MODES
 
@@ -47,6 +51,8 @@ NOT_FOUND = "could not get correlation-id from cache"
 ALREADY_EXISTS = "correlation-id provided already exists"
 # Seconds a client should wait before registering again when the store is full.
 STORE_FULL_RETRY_AFTER = 60
+# Bytes of a poll reply per write, so that the unsent rest stays countable in the transport's buffer.
+POLL_WRITE_PIECE = 64 * 1024
 
 
 class JsonBodyError(InteractshError, ValueError):
@@ -58,6 +64,7 @@ class ApiContext:
 
     def __init__(self, config: ServerConfig, recorder: Recorder) -> None:
         self.config = config
+        self.recorder = recorder
         self.store = recorder.store
         self.counters = recorder.counters
         self.cors: Headers = encode_headers(cors_headers(config))
@@ -119,7 +126,7 @@ class ApiRoute:
     async def send_rate_limited(self, send: Send, limiter: RateLimiter, address: str) -> None:
         """Send 429 with the seconds until ``address`` may try again."""
         seconds = limiter.retry_after(address)
-        message = f"too many requests from {address}: retry after {seconds} seconds"
+        message = f"too many requests from {address}: retry after {duration_text(seconds)}"
         await self.send_error(send, 429, message, [(b"retry-after", str(seconds).encode("ascii"))])
 
     async def read_json_fields(
@@ -144,7 +151,7 @@ class ApiRoute:
             return None
         if body.timed_out:
             seconds = self.config.http_body_timeout
-            await self.send_error(send, 408, f"request body not received within {seconds:g} seconds", close)
+            await self.send_error(send, 408, f"request body not received within {duration_text(seconds)}", close)
             return None
         if body.size > limit:
             await self.send_error(send, 413, f"request body is over {limit} bytes: send a smaller body", close)
@@ -178,6 +185,18 @@ class RegisterRoute(ApiRoute):
                 send, 400, f"could not set id and public key: aes-mode {mode!r} is invalid: use ctr or cfb"
             )
             return
+        secret_problem = self.secret_problem(fields["secret-key"])
+        if secret_problem is not None:
+            await self.send_error(send, 400, f"could not set id and public key: {secret_problem}")
+            return
+        admission = context.recorder.admission
+        if admission.reject_registrations and not context.store.contains(fields["correlation-id"]):
+            # Refreshing a live session costs no memory, so only new sessions are rejected.
+            admission.rejected_registrations += 1
+            retry = [(b"retry-after", str(STORE_FULL_RETRY_AFTER).encode("ascii"))]
+            message = "could not set id and public key: the server is low on memory and accepts no new sessions"
+            await self.send_error(send, 503, f"{message}: retry after {STORE_FULL_RETRY_AFTER} seconds", retry)
+            return
         try:
             context.store.register(fields["correlation-id"], fields["secret-key"], fields["public-key"], mode)
         except AlreadyRegisteredError:
@@ -192,6 +211,16 @@ class RegisterRoute(ApiRoute):
             await self.send_error(send, 400, f"could not set id and public key: {error}")
             return
         await self.send_json(send, 200, {"message": "registration successful"})
+
+    def secret_problem(self, secret: str) -> str | None:
+        """Return why ``secret`` cannot protect a session, or ``None`` when it can."""
+        # Every poll and deregistration must present the secret, so a session without one is unreachable.
+        if not secret:
+            return "secret-key is missing: send the client secret"
+        limit = self.config.max_secret_length
+        if len(secret) > limit:
+            return f"secret-key is {len(secret)} characters long, over the maximum of {limit}: send a shorter secret"
+        return None
 
 
 class PollRoute(ApiRoute):
@@ -226,13 +255,20 @@ class PollRoute(ApiRoute):
 
         headers = context.cors + [(b"content-type", b"text/plain; charset=utf-8")]
         try:
-            await send_response(send, 200, headers, reply.body)
+            timeout = self.config.http_write_timeout
+            sent = await send_paced(scope, send, headers, reply.body, piece=POLL_WRITE_PIECE, stall_timeout=timeout)
         except Exception:
             log.warning(
                 "%s - poll reply for %s not sent, its items stay queued", address, correlation_id, exc_info=True
             )
             return
-        if scope["method"] == "HEAD" or connection_lost(scope):
+        if scope["method"] == "HEAD":
+            # The reply to HEAD carries no body, so it delivered nothing.
+            return
+        # send() returns once a piece is in the transport's buffer. The items go only after
+        # the buffer has emptied into the kernel, so a client that resets the connection
+        # while the reply is still being written gets them again from its next poll.
+        if not sent or not await reply_delivered(scope, timeout):
             log.debug("%s - poll reply for %s not delivered, its items stay queued", address, correlation_id)
             return
         context.store.commit(reply)
@@ -266,11 +302,24 @@ class DeregisterRoute(ApiRoute):
 
 
 class MetricsRoute(ApiRoute):
-    """``/metrics``: upstream's counters and runtime figures, plus the store's statistics."""
+    """``/metrics``: upstream's counters and runtime figures, plus the store's and memory statistics.
+
+    ``?format=prometheus`` returns the same figures in the Prometheus text format.
+    """
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        document = metrics_document(self.context.counters, self.context.store.stats())
-        await self.send_json(send, 200, document)
+        context = self.context
+        output_format = dict(reversed(query_params(scope))).get("format", "json")
+        if output_format not in ("json", "prometheus"):
+            await self.send_error(send, 400, f"format {output_format[:64]!r} is invalid: use json or prometheus")
+            return
+        stats = context.store.stats()
+        memory = report_of(context.recorder)
+        if output_format == "json":
+            await self.send_json(send, 200, metrics_document(context.counters, stats, memory))
+            return
+        headers = context.cors + [(b"content-type", PROMETHEUS_CONTENT_TYPE.encode("ascii"))]
+        await send_response(send, 200, headers, prometheus_text(context.counters, stats, memory))
 
 
 def decode_json_fields(data: bytes, keys: tuple[str, ...]) -> dict[str, str]:

@@ -8,9 +8,10 @@ dynamic parameter, a body that fails to parse, a body that stops arriving) is
 still recorded, with its flags.
 
 Ids are looked for in the host, which is an absolute-form target's authority or
-else the Host header, without port and trailing dot. Then come the tokens of
-the request target. ``-scan-everywhere`` adds the whole request text, split as
-upstream splits it.
+else the Host header, without port and trailing dot. A request rejected for
+carrying several Host headers has each of them searched. Then come the tokens
+of the request target. ``-scan-everywhere`` adds the whole request text, split
+as upstream splits it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ from interactsh.listeners.http_dump import (
     dump_response,
     parse_raw_head,
 )
-from interactsh.listeners.http_dynamic import DynamicResponseError, plan_dynamic_response, wants_dynamic_response
+from interactsh.listeners.http_dynamic import (
+    DynamicResponseError,
+    plan_dynamic_response,
+    sniff_content_type,
+    wants_dynamic_response,
+)
 from interactsh.listeners.http_io import (
     Body,
     cors_headers,
@@ -46,7 +52,16 @@ from interactsh.listeners.http_io import (
     send_response,
     wait_unless_disconnected,
 )
-from interactsh.listeners.http_protocol import RejectedRequest, request_info
+from interactsh.listeners.http_protocol import RejectedRequest, duration_text, request_info
+from interactsh.listeners.http_static import (
+    STATIC_DYNAMIC_PARAMETERS,
+    STATIC_PREFIX,
+    OperatorBodies,
+    StaticDirectory,
+    StaticPlan,
+    plan_static_file,
+    send_static,
+)
 from interactsh.recording import Recorder
 
 log = logging.getLogger("interactsh.http")
@@ -79,13 +94,18 @@ class Capture:
         self.matcher = recorder.matcher
         self.cors = cors_headers(config)
         self.origin_header = config.origin_ip_header.lower()
+        # Raises ConfigurationError at start for a missing or oversized file.
+        self.bodies = OperatorBodies.from_config(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         config = self.config
-        body = await read_body(scope, receive, config.max_request_size, config.http_body_timeout)
+        # The admission's capture limit shrinks under critical memory pressure.
+        limit = self.recorder.admission.capture_limit
+        body = await read_body(scope, receive, limit, config.http_body_timeout)
         request = self.captured_request(scope, body.data)
+        raw_truncated = keep_raw_body(request, scope, body, limit)
         try:
             plan: ResponsePlan | None = self.plan_response(request, scope, body)
         except Exception:
@@ -93,15 +113,22 @@ class Capture:
                 "%s - could not build the response to %s %s", request.client_ip, request.method, request.target
             )
             plan = None
-        self.record(
-            request,
-            None if body.disconnected else plan,
-            truncated=body.truncated,
-            incomplete=not body.complete,
-            rejected=_rejection(body, config.http_body_timeout),
-        )
-        if body.disconnected:
-            return
+        try:
+            self.record(
+                request,
+                None if body.disconnected else plan,
+                truncated=body.truncated or raw_truncated,
+                incomplete=not body.complete,
+                rejected=_rejection(body, config.http_body_timeout),
+            )
+            if not body.disconnected:
+                await self.respond(scope, receive, send, plan)
+        finally:
+            if isinstance(plan, StaticPlan):
+                plan.release()
+
+    async def respond(self, scope: Scope, receive: Receive, send: Send, plan: ResponsePlan | None) -> None:
+        """Wait for the plan's delay unless the client leaves, then send the response."""
         if plan is None:
             plan = _text_plan(500, [], "internal server error: see the server log", close=True)
         if plan.delay > 0 and not await wait_unless_disconnected(receive, plan.delay):
@@ -109,7 +136,10 @@ class Capture:
         headers = encode_headers(plan.headers)
         if plan.close:
             headers.append((b"connection", b"close"))
-        await send_response(send, plan.status, headers, plan.body)
+        if isinstance(plan, StaticPlan):
+            await send_static(send, scope, plan, headers)
+        else:
+            await send_response(send, plan.status, headers, plan.body)
 
     def captured_request(self, scope: Scope, body: bytes) -> CapturedRequest:
         """Return the request of ``scope`` with the kept ``body``."""
@@ -139,7 +169,7 @@ class Capture:
             return _text_plan(400, self.cors, f"invalid HTTP request: {body.parse_error}", close=True)
         if body.timed_out:
             seconds = self.config.http_body_timeout
-            return _text_plan(408, self.cors, f"request body not received within {seconds:g} seconds", close=True)
+            return _text_plan(408, self.cors, f"request body not received within {duration_text(seconds)}", close=True)
         if request.method == "OPTIONS":
             # Upstream's CORS middleware responds to OPTIONS before the default handler adds its headers.
             return ResponsePlan(204, list(self.cors))
@@ -150,10 +180,44 @@ class Capture:
         headers.append(("Server", self.config.server_header or domain))
         if not self.config.disable_version:
             headers.append(("X-Interactsh-Version", interactsh.__version__))
-        return self._body_plan(scope, headers, self.reflection(labels), domain)
+        reflection = self.reflection(labels)
+        operator_plan = self._operator_plan(scope, headers, reflection, self.config.server_header or domain)
+        if operator_plan is not None:
+            return operator_plan
+        return self._body_plan(scope, headers, reflection, domain)
+
+    def _operator_plan(
+        self, scope: Scope, headers: list[tuple[str, str]], reflection: str, domain: str
+    ) -> ResponsePlan | None:
+        # Upstream's rules for the files an operator configured, which come before the built-in bodies.
+        bodies = self.bodies
+        if bodies.default_response is not None:
+            return _sniffed_plan(headers, bodies.default_response.render(domain))
+        path = scope["path"]
+        if bodies.directory is not None and path[: len(STATIC_PREFIX)].lower() == STATIC_PREFIX:
+            return self._static_plan(bodies.directory, scope, headers)
+        if bodies.index is not None and path == "/" and not reflection:
+            return _sniffed_plan(headers, bodies.index.render(domain))
+        return None
+
+    def _static_plan(self, directory: StaticDirectory, scope: Scope, headers: list[tuple[str, str]]) -> ResponsePlan:
+        base = ResponsePlan(200, headers)
+        query = query_params(scope)
+        if self.config.dynamic_resp and query:
+            dynamic = [(key, value) for key, value in query if key in STATIC_DYNAMIC_PARAMETERS]
+            try:
+                base = plan_dynamic_response(scope["path"], dynamic, base, self.config.max_dynamic_delay)
+            except DynamicResponseError as error:
+                log.debug("invalid dynamic response parameter in %s %s: %s", scope["method"], scope["path"][:64], error)
+                return _text_plan(400, headers, f"invalid dynamic response parameter: {error}")
+            fixed_status = any(key == "status" for key, _ in dynamic)
+        else:
+            fixed_status = False
+        limit = self.recorder.admission.capture_limit
+        return plan_static_file(directory, scope, base, fixed_status=fixed_status, record_limit=limit)
 
     def _body_plan(self, scope: Scope, headers: list[tuple[str, str]], reflection: str, domain: str) -> ResponsePlan:
-        # Upstream's rules, first match wins; the reflection is escaped for the body's format.
+        # Upstream's built-in rules, first match wins; the reflection is escaped for the body's format.
         path = scope["path"]
         lowered = path.lower()
         if path == "/" and not reflection:
@@ -222,7 +286,7 @@ class Capture:
         wildcard_host = self.wildcard_host(request)
         if not matches and wildcard_host is None:
             return 0
-        raw_response = dump_response(plan) if plan is not None else None
+        raw_response, response_truncated = (None, False) if plan is None else self.recorded_response(plan)
         protocol = "https" if request.scheme == "https" else "http"
 
         def build(unique_id: str, full_id: str, remote: str) -> bytes:
@@ -234,6 +298,7 @@ class Capture:
                 raw_request=dump(),
                 raw_response=raw_response,
                 truncated=truncated or None,
+                response_truncated=response_truncated or None,
                 incomplete=incomplete or None,
                 rejected=rejected,
             )
@@ -248,6 +313,14 @@ class Capture:
         except Exception:
             log.exception("%s - could not store the interaction of %s %s", remote, request.method, request.target)
         return len(matches)
+
+    def recorded_response(self, plan: ResponsePlan) -> tuple[str, bool]:
+        """Return ``raw-response`` with the body cut to the capture limit, and whether it was cut."""
+        limit = self.recorder.admission.capture_limit
+        sent = plan.length if isinstance(plan, StaticPlan) else len(plan.body)
+        if len(plan.body) > limit:
+            plan = ResponsePlan(plan.status, plan.headers, plan.body[:limit])
+        return dump_response(plan), sent > limit
 
     def wildcard_host(self, request: CapturedRequest) -> str | None:
         """Return the Host value when ``-wildcard`` is on and the host is under a configured domain."""
@@ -279,14 +352,16 @@ class Capture:
         A hit in the host gets upstream's full-id, which is the labels up to
         the one that contains it. A hit elsewhere gets the matching window.
         """
-        labels = host_labels(request.host)
-        tokens = labels + split_request_target(request.target)
+        hosts = [host_labels(host) for host in searched_hosts(request)]
+        tokens = [label for labels in hosts for label in labels]
+        host_tokens = len(tokens)
+        tokens += split_request_target(request.target)
         if self.config.scan_everywhere:
             tokens += [token for token in _SCAN_SEPARATORS.split(dump()) if token]
         found: list[tuple[IdMatch, str]] = []
         for match in self.matcher.matches(tokens):
-            if match.token_index < len(labels):
-                full_id = ".".join(labels[: match.token_index + 1])
+            if match.token_index < host_tokens:
+                full_id = _host_full_id(hosts, match.token_index)
             else:
                 full_id = match.window
             found.append((match, full_id))
@@ -299,6 +374,38 @@ class Capture:
             if value:
                 return value
         return request.client_ip
+
+
+def keep_raw_body(request: CapturedRequest, scope: Scope, body: Body, limit: int) -> bool:
+    """Give a chunked body that did not end properly its bytes as received, up to ``limit``.
+
+    Returns whether bytes beyond ``limit`` arrived and were left out.
+    """
+    request.complete = body.complete
+    info = request_info(scope)
+    raw = info.raw_body if info is not None else None
+    if body.complete or raw is None or not request.chunked:
+        return False
+    request.raw_body = bytes(raw.data[:limit])
+    return raw.size > limit
+
+
+def searched_hosts(request: CapturedRequest) -> list[str]:
+    """Return the host the request names, then the other Host values when it carries several."""
+    hosts = [request.host]
+    values = request.header_values("host")
+    if len(values) > 1:
+        hosts.extend(value for value in values if value != request.host)
+    return hosts
+
+
+def _host_full_id(hosts: list[list[str]], token_index: int) -> str:
+    # Upstream's full-id of a hit in a host: its labels up to the one that contains the id.
+    for labels in hosts:
+        if token_index < len(labels):
+            return ".".join(labels[: token_index + 1])
+        token_index -= len(labels)
+    raise IndexError(f"token {token_index} is not a host label")
 
 
 def host_labels(host: str) -> list[str]:
@@ -323,9 +430,14 @@ def _text_plan(status: int, headers: list[tuple[str, str]], message: str, close:
     return ResponsePlan(status, [*headers, ("Content-Type", TEXT_TYPE)], body, close=close)
 
 
+def _sniffed_plan(headers: list[tuple[str, str]], body: bytes) -> ResponsePlan:
+    # Upstream writes these files without a Content-Type, so Go sniffs one from the body.
+    return ResponsePlan(200, [*headers, ("Content-Type", sniff_content_type(body))], body)
+
+
 def _rejection(body: Body, timeout: float) -> str | None:
     if body.parse_error is not None:
         return f"invalid HTTP request: {body.parse_error}"
     if body.timed_out:
-        return f"request body not received within {timeout:g} seconds"
+        return f"request body not received within {duration_text(timeout)}"
     return None

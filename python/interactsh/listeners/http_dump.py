@@ -2,9 +2,13 @@
 
 ``raw-request`` follows Go's ``httputil.DumpRequest(r, true)`` as upstream
 records it. It has the request line with the target as received, ``Host``
-(left out for an absolute-form target) and ``Transfer-Encoding``. The other
-headers follow, sorted by their canonical names, then a blank line and the
-body, chunked again when the request was chunked.
+and ``Transfer-Encoding``. The other headers follow, sorted by their canonical
+names, then a blank line and the body, chunked again when the request was
+chunked. Two things differ from Go. ``Host`` shows each Host header as
+received, where Go shows the target's authority and leaves it out for an
+absolute-form target. A chunked body that did not end properly shows the
+bytes received, where Go would show a terminating ``0`` line that the client
+never sent.
 
 ``raw-response`` follows ``httputil.DumpResponse`` of upstream's response
 recorder: the status line, ``Connection: close``, the handler's headers sorted
@@ -58,6 +62,10 @@ class CapturedRequest:
     body: bytes = b""
     scheme: str = "http"
     client_ip: str = ""
+    # False when the body stopped early: it failed to parse, timed out or the client left.
+    complete: bool = True
+    # A chunked body as received, framing included, kept when it did not end properly.
+    raw_body: bytes | None = None
 
     def header(self, name: str) -> str | None:
         """Return the first value of the header ``name`` (lowercase), or ``None``."""
@@ -65,6 +73,10 @@ class CapturedRequest:
             if key == name:
                 return value
         return None
+
+    def header_values(self, name: str) -> list[str]:
+        """Return every value of the header ``name`` (lowercase), in order."""
+        return [value for key, value in self.headers if key == name]
 
     @property
     def absolute_form(self) -> bool:
@@ -102,10 +114,8 @@ class ResponsePlan:
 def dump_request(request: CapturedRequest) -> str:
     """Return ``raw-request`` in the format of Go's ``httputil.DumpRequest``."""
     lines = [f"{request.method} {request.target} HTTP/{request.version}"]
-    host = request.host
-    if host and not request.absolute_form:
-        lines.append(f"Host: {host}")
-    codings = [value for key, value in request.headers if key == "transfer-encoding"]
+    lines.extend(f"Host: {_clean_value(host)}" for host in request.header_values("host") if host)
+    codings = request.header_values("transfer-encoding")
     if codings:
         lines.append("Transfer-Encoding: " + ",".join(codings))
     others = [
@@ -113,10 +123,17 @@ def dump_request(request: CapturedRequest) -> str:
     ]
     others.sort(key=lambda item: item[0])
     lines.extend(f"{key}: {value}" for key, value in others)
-    body = as_text(request.body)
-    if request.chunked:
-        body = (f"{len(request.body):x}\r\n{body}\r\n" if request.body else "") + "0\r\n\r\n"
-    return "\r\n".join(lines) + "\r\n\r\n" + body
+    return "\r\n".join(lines) + "\r\n\r\n" + _dump_body(request)
+
+
+def _dump_body(request: CapturedRequest) -> str:
+    if not request.chunked:
+        return as_text(request.body)
+    if request.raw_body is not None:
+        return as_text(request.raw_body)
+    body = f"{len(request.body):x}\r\n{as_text(request.body)}\r\n" if request.body else ""
+    # Without the bytes as received, a body that stopped early still gets no terminator it never had.
+    return (body + "0\r\n\r\n") if request.complete else body
 
 
 def dump_response(plan: ResponsePlan) -> str:

@@ -56,6 +56,46 @@ async def send_response(send: Send, status: int, headers: Headers, body: bytes =
     await send({"type": "http.response.body", "body": body})
 
 
+async def send_paced(
+    scope: Scope, send: Send, headers: Headers, body: bytes, *, piece: int, stall_timeout: float
+) -> bool:
+    """Send a 200 response with a Content-Length in body messages of at most ``piece`` bytes.
+
+    uvicorn writes each message only once the transport's buffer has room,
+    so the unsent rest of the body stays out of the transport. Over TLS this
+    matters: the buffer size that the TLS transport reports covers only the
+    TLS layer, which hands all it holds to the TCP transport at once. When
+    one message waits more than ``stall_timeout`` seconds (0: no limit)
+    because the client stopped reading, the connection is aborted and the
+    result is ``False``.
+    """
+    framing = [(b"content-length", str(len(body)).encode("ascii"))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers + framing})
+    starts = range(0, len(body), piece) if body else range(1)
+    for start in starts:
+        end = start + piece
+        message = {"type": "http.response.body", "body": body[start:end], "more_body": end < len(body)}
+        try:
+            # uvicorn waits for room before it writes anything, so a cancelled send wrote nothing.
+            async with asyncio.timeout(stall_timeout if stall_timeout > 0 else None):
+                await send(message)
+        except TimeoutError:
+            await abort_connection(scope)
+            return False
+    return True
+
+
+async def abort_connection(scope: Scope) -> None:
+    """Drop the client connection of this request without flushing what it has not sent."""
+    info = request_info(scope)
+    if info is None or info.connection.transport is None:
+        return
+    info.connection.transport.abort()
+    # The transport reports the loss on the next loop turn. After that, uvicorn treats the client
+    # as disconnected, instead of logging an app that returned without finishing its response.
+    await asyncio.sleep(0)
+
+
 def query_params(scope: Scope) -> list[tuple[str, str]]:
     """Return the decoded query parameters in order, as Go's ``URL.Query`` reads them.
 
@@ -91,6 +131,21 @@ def connection_lost(scope: Scope) -> bool:
     """Tell whether the client connection of this request is known to be closed."""
     info = request_info(scope)
     return info is not None and info.connection.lost
+
+
+async def reply_delivered(scope: Scope, stall_timeout: float) -> bool:
+    """Wait until the response written so far has left the server; ``False`` if the connection failed first.
+
+    "Left" means handed to the kernel: bytes in the kernel's send buffer can
+    still be lost if the client resets the connection. The wait also ends
+    with ``False`` when the buffer does not shrink for ``stall_timeout``
+    seconds. Without the capture protocol's extension (another ASGI server)
+    there is nothing to wait for.
+    """
+    info = request_info(scope)
+    if info is None:
+        return True
+    return await info.connection.wait_drained(stall_timeout)
 
 
 @dataclass

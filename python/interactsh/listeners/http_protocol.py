@@ -9,7 +9,13 @@ llhttp itself rejects a request that carries both Content-Length and
 Transfer-Encoding, duplicate Content-Length headers and an overflowing chunk
 size, but uvicorn then sends 400 without the ASGI app ever seeing the request.
 Here a rejected head goes to a hook that records it, and a body that fails to
-parse ends the running request so that the app records it.
+parse ends the running request so that the app records it. This subclass also
+rejects what llhttp accepts but RFC 9112 does not: more than one Host header
+(section 3.2), and chunk sizes that no body could reach.
+
+The ASGI app reads two more things through the extension: the bytes of a
+chunked body as received, and :meth:`CaptureProtocol.wait_drained`, which
+reports whether a response left the server before the connection closed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from interactsh.listeners.http_framing import MAX_CHUNK_SIZE, ChunkSizeGuard, RawBody, head_length, is_chunked
 
 log = logging.getLogger("interactsh.http")
 
@@ -48,6 +56,10 @@ class RejectedRequest:
 
 
 RejectHook = Callable[[RejectedRequest], None]
+
+
+class HeadRejected(Exception):
+    """A request head that llhttp parsed but this server rejects with 400; the message is the reason."""
 
 
 class ConnectionLimiter:
@@ -93,13 +105,15 @@ class ProtocolSettings:
 class RequestInfo:
     """Per-request state that the ASGI app reads beyond the ASGI scope."""
 
-    __slots__ = ("connection", "parse_error", "target")
+    __slots__ = ("connection", "parse_error", "raw_body", "target")
 
     def __init__(self, target: bytes, connection: CaptureProtocol) -> None:
         self.target = target
         self.connection = connection
         # llhttp's message when the body could not be parsed; the body then ends early.
         self.parse_error: str | None = None
+        # A chunked body as received, when the protocol could tell where the head ended.
+        self.raw_body: RawBody | None = None
 
 
 def request_info(scope: Mapping[str, Any]) -> RequestInfo | None:
@@ -107,6 +121,11 @@ def request_info(scope: Mapping[str, Any]) -> RequestInfo | None:
     extension = (scope.get("extensions") or {}).get(EXTENSION_KEY) or {}
     info = extension.get("request")
     return info if isinstance(info, RequestInfo) else None
+
+
+def duration_text(seconds: float) -> str:
+    """Return ``seconds`` for a message: ``1 second``, ``0.5 seconds``, ``30 seconds``."""
+    return f"{seconds:g} second" if seconds == 1 else f"{seconds:g} seconds"
 
 
 def error_response(status: int, phrase: str, message: str) -> bytes:
@@ -148,6 +167,13 @@ class CaptureProtocol(HttpToolsProtocol):
         self._failed = False
         self._linger_timer: asyncio.TimerHandle | None = None
         self.request_info: RequestInfo | None = None
+        # The exception that closed the connection; None after a clean close.
+        self.lost_error: Exception | None = None
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._chunk_guard = ChunkSizeGuard()
+        self._raw_body: RawBody | None = None
+        # Whether _head_chunks begins where the current request begins, with no pipelined predecessor.
+        self._head_starts_chunks = True
 
     # Connection life cycle.
 
@@ -170,6 +196,8 @@ class CaptureProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self.lost = True
+        self.lost_error = exc
+        self._wake_drain_waiters()
         self._cancel_head_timer()
         if self._address is not None:
             self.settings.limiter.release(self._address)
@@ -202,19 +230,30 @@ class CaptureProtocol(HttpToolsProtocol):
     def _feed(self, data: bytes) -> bool:
         """Feed ``data`` to llhttp; ``False`` when the connection stops reading."""
         self._began_in_feed = self._ended_in_feed = False
+        if self._raw_body is not None:
+            self._raw_body.add(data)
+        self._chunk_guard.start_piece()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._on_upgrade()
             return False
         except httptools.HttpParserError as error:
-            self._on_parse_error(str(error) or type(error).__name__)
+            # An exception raised in a callback arrives as the context of llhttp's callback error.
+            cause = error.__context__
+            self._on_parse_error(str(cause) if isinstance(cause, HeadRejected) else str(error) or type(error).__name__)
             return False
         if self._ended_in_feed and self._awaiting_head:
             # A pipelined request may have begun inside this chunk, so the chunk is kept for a
             # reject record. The head size count restarts with the next chunk.
             self._head_chunks = [data] if self._began_in_feed else []
+            self._head_starts_chunks = not self._began_in_feed
             self._head_size = 0
+        oversized = self._chunk_guard.finish_piece(data)
+        if oversized is not None:
+            size = oversized.decode("ascii")
+            self._on_parse_error(f"chunk size {size} is over the maximum of {MAX_CHUNK_SIZE:X} (15 hex digits)")
+            return False
         return True
 
     def _on_upgrade(self) -> None:
@@ -302,13 +341,71 @@ class CaptureProtocol(HttpToolsProtocol):
                 self.transport.close()
             return
         timeout = self.settings.head_timeout
-        self._reject_head(408, "Request Timeout", f"request head not received within {timeout:g} seconds", False)
+        self._reject_head(408, "Request Timeout", f"request head not received within {duration_text(timeout)}", False)
+
+    # Writing.
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._drain_waiters and self.transport.get_write_buffer_size() == 0:
+            self._wake_drain_waiters()
+
+    async def wait_drained(self, stall_timeout: float) -> bool:
+        """Wait until the transport has passed every byte written so far to the kernel.
+
+        Returns ``True`` once the buffer is empty, or once the connection has
+        closed cleanly after emptying it. Returns ``False`` when the
+        connection fails first, or when the buffer does not shrink for
+        ``stall_timeout`` seconds (0: no limit).
+
+        NOTE: over TLS the buffer is the TLS layer's: up to the TCP transport's
+        high-water mark (64 KiB by default) and what was written last may
+        still wait below it.
+        """
+        transport = self.transport
+        if not self.lost and transport.get_write_buffer_size() > 0:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            # With both marks at 0 the transport pauses the protocol now and resumes it only once
+            # the buffer is empty, so resume_writing marks the moment the last byte left.
+            transport.set_write_buffer_limits(high=0, low=0)
+            try:
+                if not await self._await_progress(waiter, stall_timeout):
+                    return False
+            finally:
+                self._drain_waiters.remove(waiter)
+                if not self._drain_waiters and not self.lost:
+                    transport.set_write_buffer_limits()
+        # A write that failed inside send() closes the transport at once and reports the
+        # error with connection_lost on the next loop turn, so that turn must pass first.
+        await asyncio.sleep(0)
+        return self.lost_error is None and (self.lost or transport.get_write_buffer_size() == 0)
+
+    async def _await_progress(self, waiter: asyncio.Future[None], stall_timeout: float) -> bool:
+        # False when the buffer kept its size, or grew, for a whole stall_timeout.
+        while not waiter.done():
+            before = self.transport.get_write_buffer_size()
+            done, _ = await asyncio.wait({waiter}, timeout=stall_timeout if stall_timeout > 0 else None)
+            if not done and not self.lost and self.transport.get_write_buffer_size() >= before:
+                return False
+        return True
+
+    def _wake_drain_waiters(self) -> None:
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # llhttp callbacks.
 
     def on_headers_complete(self) -> None:
+        hosts = sum(1 for name, _ in self.headers if name == b"host")
+        if hosts > 1:
+            # RFC 9112, section 3.2: a request with more than one Host field line gets 400.
+            raise HeadRejected(f"the request has {hosts} Host headers: send exactly one")
         info = RequestInfo(self.url, self)
         self.scope["extensions"] = {EXTENSION_KEY: {"request": info}}
+        if is_chunked(self.headers):
+            self._start_raw_body(info)
         super().on_headers_complete()
         self.request_info = info
         self._awaiting_head = False
@@ -316,12 +413,37 @@ class CaptureProtocol(HttpToolsProtocol):
         self._head_chunks = []
         self._head_size = 0
 
+    def _start_raw_body(self, info: RequestInfo) -> None:
+        # The head ends inside the chunk being fed, which is the last of _head_chunks. Where
+        # a pipelined request left its tail in the chunks, the start is unknown: keep nothing.
+        if not self._head_starts_chunks:
+            return
+        head = b"".join(self._head_chunks)
+        end = head_length(head)
+        if end is None:
+            return
+        raw = RawBody(self.settings.max_head_size)
+        raw.add(head[end:])
+        info.raw_body = self._raw_body = raw
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._began_in_feed = True
+        self._chunk_guard.message_begin()
+
+    def on_body(self, body: bytes) -> None:
+        self._chunk_guard.body(len(body))
+        super().on_body(body)
+
+    def on_chunk_header(self) -> None:
+        self._chunk_guard.chunk_header()
+
+    def on_chunk_complete(self) -> None:
+        self._chunk_guard.chunk_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._raw_body = None
         self._awaiting_head = True
         self._began_in_feed = False
         self._ended_in_feed = True
