@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from serverproc import RunningServer, finish, launch
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_test() -> Iterator[None]:
+    """Collect garbage at each teardown, so a leaked socket fails the test that leaked it."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

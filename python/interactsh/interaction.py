@@ -9,12 +9,14 @@ remote-address, timestamp. Keys this server adds (``transport``,
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
 # Upstream serialises with HTML escaping on, so "<", ">" and "&" appear as
 # \u003c, \u003e and \u0026. These characters only occur inside JSON strings,
 # so replacing them after encoding yields the same document.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _HTML_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
@@ -42,7 +44,12 @@ def build_record(
     ``omitempty`` does; ``additional`` keys are appended when not ``None``.
     """
     document: dict[str, Any] = {"protocol": protocol, "unique-id": unique_id, "full-id": full_id}
-    optional = (("q-type", q_type), ("raw-request", raw_request), ("raw-response", raw_response), ("smtp-from", smtp_from))
+    optional = (
+        ("q-type", q_type),
+        ("raw-request", raw_request),
+        ("raw-response", raw_response),
+        ("smtp-from", smtp_from),
+    )
     for key, value in optional:
         if value:
             document[key] = value
@@ -51,7 +58,24 @@ def build_record(
     for key, value in additional.items():
         if value is not None:
             document[key.replace("_", "-")] = value
+    for key, value in document.items():
+        if isinstance(value, str):
+            document[key] = escape_undecodable(value)
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    # A lone surrogate (from bytes decoded with "surrogateescape") becomes the
-    # JSON escape "\udcXX", so the record is always valid UTF-8 and valid JSON.
-    return text.translate(_HTML_ESCAPES).encode("utf-8", "backslashreplace")
+    return text.translate(_HTML_ESCAPES).encode("utf-8")
+
+
+def escape_undecodable(text: str) -> str:
+    """Replace lone surrogates, which strict JSON parsers reject, with plain text.
+
+    A byte that ``surrogateescape`` decoding could not read (U+DC80..U+DCFF)
+    becomes ``\\xNN``; any other lone surrogate becomes U+FFFD.
+    """
+    return _SURROGATE.sub(_replace_surrogate, text)
+
+
+def _replace_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return "\ufffd"

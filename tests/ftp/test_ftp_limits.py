@@ -83,8 +83,8 @@ def test_undecodable_bytes_recorded_as_json(tmp_path: Path) -> None:
             assert replies[2].startswith(b"221")
             records = harness.reader.read()
             assert len(records) == 2
-            # Each undecodable byte travels as a JSON escape of a lone surrogate.
-            assert records[0]["raw-request"] == "USER caf\udce9\udcff\ncaf\udce9\udcff logging in"
+            # Each undecodable byte is recorded as the text \\xNN.
+            assert records[0]["raw-request"] == "USER caf\\xe9\\xff\ncaf\\xe9\\xff logging in"
             assert records[1]["raw-request"].startswith("PASS \x00\x01\n")
 
     asyncio.run(scenario())
