@@ -20,6 +20,13 @@ from interactsh.options import FLAGS, Flag
 
 DEFAULT_CONFIG_PATH = Path.home() / ".config" / "interactsh-server" / "config.yaml"
 SHARED_LIMIT_ENV = "INTERACTSH_MAX_SHARED_INTERACTIONS"
+# Environment variables that set a positive whole-number field; the config file yields to them
+# and a flag overrides them.
+ENVIRONMENT_FIELDS = (
+    (SHARED_LIMIT_ENV, "max_shared_items"),
+    ("INTERACTSH_MEMORY_LIMIT", "max_memory"),
+    ("INTERACTSH_GC_PERCENT", "gc_percent"),
+)
 
 
 class OptionError(Exception):
@@ -43,12 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-config", "--config", metavar="FILE", help="YAML file whose keys are long flag names")
     for flag in FLAGS:
         names = [*flag.names, *("-" + name for name in flag.names)]
+        # argparse formats help with %-style, so a literal percent sign must be doubled.
+        help_text = flag.help.replace("%", "%%")
         if flag.kind == "bool":
-            parser.add_argument(*names, dest=flag.field, action="store_true", default=None, help=flag.help)
+            parser.add_argument(*names, dest=flag.field, action="store_true", default=None, help=help_text)
         elif flag.kind == "list":
-            parser.add_argument(*names, dest=flag.field, action="append", metavar="LIST", help=flag.help)
+            parser.add_argument(*names, dest=flag.field, action="append", metavar="LIST", help=help_text)
         else:
-            parser.add_argument(*names, dest=flag.field, metavar=flag.kind.upper(), help=flag.help)
+            parser.add_argument(*names, dest=flag.field, metavar=flag.kind.upper(), help=help_text)
     return parser
 
 
@@ -116,13 +125,18 @@ def load_config(argv: Sequence[str] | None = None) -> ServerConfig:
         if flag is None:
             problems.append(f"config file key {key!r} is not a known flag: use long flag names such as 'domain'")
             continue
-        _apply(config, flag, value, problems)
-    shared_limit = os.environ.get(SHARED_LIMIT_ENV)
-    if shared_limit is not None:
-        if shared_limit.isdigit() and int(shared_limit) > 0:
-            config.max_shared_items = int(shared_limit)
+        file_problems: list[str] = []
+        _apply(config, flag, value, file_problems)
+        problems.extend(f"{problem} (in {arguments.config or DEFAULT_CONFIG_PATH})" for problem in file_problems)
+    for variable, field_name in ENVIRONMENT_FIELDS:
+        text = os.environ.get(variable)
+        if text is None:
+            continue
+        value = text.strip()
+        if value.isascii() and value.isdigit() and int(value) > 0:
+            setattr(config, field_name, int(value))
         else:
-            problems.append(f"{SHARED_LIMIT_ENV}={shared_limit!r} must be a positive whole number")
+            problems.append(f"{variable}={text!r} must be a positive whole number")
     for flag in FLAGS:
         value = getattr(arguments, flag.field, None)
         if value is not None:

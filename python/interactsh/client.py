@@ -142,7 +142,9 @@ class InteractshClient:
                 payload = response.read()
         except urllib.error.HTTPError as error:
             body = error.read()
-            raise ClientError(f"{path.split('?')[0]} failed with HTTP {error.code}: {body!r}", error.code, body) from None
+            raise ClientError(
+                f"{path.split('?')[0]} failed with HTTP {error.code}: {body!r}", error.code, body
+            ) from None
         try:
             document: dict[str, Any] = json.loads(payload)
         except json.JSONDecodeError as error:

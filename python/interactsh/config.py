@@ -15,9 +15,10 @@ from interactsh.store.base import AES_MODES, StoreOptions
 DAY_SECONDS = 86400.0
 STORE_ENGINES = ("rust", "python")
 EVICTION_STRATEGIES = ("sliding", "fixed")
+LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
 # Numeric fields with these prefixes, other than ports, are limits: each must
 # be positive, except those in OPTIONAL_LIMITS, where 0 turns the limit off.
-LIMIT_PREFIXES = ("max_", "http_", "dns_", "smtp_", "ldap_", "ftp_", "smb_")
+LIMIT_PREFIXES = ("max_", "http_", "dns_", "smtp_", "ldap_", "ftp_", "smb_", "memory_")
 OPTIONAL_LIMITS = frozenset({"http_register_rate", "http_failure_rate"})
 
 
@@ -58,6 +59,9 @@ class ServerConfig:
     disable_version: bool = False
     scan_everywhere: bool = False
     dynamic_resp: bool = False
+    http_index: str = ""
+    http_directory: str = ""
+    default_http_response: str = ""
     ldap: bool = False
     wildcard: bool = False
     ftp: bool = False
@@ -65,6 +69,12 @@ class ServerConfig:
     smb: bool = False
     cert: str = ""
     privkey: str = ""
+    skip_acme: bool = False
+    acme_directory: str = LETSENCRYPT_DIRECTORY
+    acme_ca_bundle: str = ""
+    # Empty: admin@<first domain>.
+    acme_email: str = ""
+    acme_dir: str = "~/.local/share/interactsh/acme"
     debug: bool = False
 
     aes_mode: str = "ctr"
@@ -73,15 +83,21 @@ class ServerConfig:
     # Limits. Sizes are bytes, durations seconds.
     max_request_size: int = 64 * 1024
     max_register_body: int = 16 * 1024
+    max_secret_length: int = 256
     max_session_items: int = 10_000
     max_session_bytes: int = 16 * 1024 * 1024
     max_shared_items: int = 10_000
+    max_shared_bytes: int = 16 * 1024 * 1024
     max_poll_items: int = 5_000
     max_poll_bytes: int = 8 * 1024 * 1024
     http_header_timeout: float = 10.0
     max_dynamic_delay: float = 10.0
+    # Bytes of a -http-index or -default-http-response file, which is held in memory.
+    max_static_file_size: int = 1024 * 1024
     http_body_timeout: float = 30.0
+    http_write_timeout: float = 30.0
     http_shutdown_timeout: float = 5.0
+    http_tls_handshake_timeout: float = 10.0
     # Registrations, and failed polls or deregistrations, per minute per client address; 0 turns the limit off.
     http_register_rate: int = 600
     http_failure_rate: int = 600
@@ -112,6 +128,24 @@ class ServerConfig:
     smb_log_max_bytes: int = 8 * 1024 * 1024
     smb_start_timeout: float = 60.0
     smb_restart_max_delay: float = 60.0
+    # ACME timing: renew_before is days, the others seconds.
+    acme_renew_before: float = 30.0
+    acme_check_interval: float = DAY_SECONDS
+    acme_order_timeout: float = 300.0
+    acme_request_timeout: float = 30.0
+
+    # Memory. max_memory is MiB; INTERACTSH_MEMORY_LIMIT sets it when the flag is absent, and the
+    # cgroup limit caps it. INTERACTSH_GC_PERCENT sets gc_percent when its flag is absent.
+    max_memory: int = 1024
+    disable_memory_optimization: bool = False
+    memory_sample_interval: float = 0.25
+    # Seconds without a register or poll by its owner after which a session counts as idle: its
+    # interactions may be evicted under memory pressure (idle_seconds), or the whole session
+    # removed from medium pressure on (idle_expiry).
+    memory_idle_seconds: float = 60.0
+    memory_idle_expiry: float = 3600.0
+    max_request_size_critical: int = 4 * 1024
+    gc_percent: int = 100
 
     @property
     def ttl_seconds(self) -> float | None:
@@ -138,8 +172,12 @@ class ServerConfig:
             max_session_items=self.max_session_items,
             max_session_bytes=self.max_session_bytes,
             max_shared_items=self.max_shared_items,
+            max_shared_bytes=self.max_shared_bytes,
             max_page_items=self.max_poll_items,
             max_page_bytes=self.max_poll_bytes,
+            # The memory manager sets the byte budget once it has read the effective limit.
+            pooled=not self.disable_memory_optimization,
+            idle_eviction_seconds=self.memory_idle_seconds,
         )
 
     def problems(self) -> list[str]:
@@ -178,11 +216,35 @@ class ServerConfig:
             found.append(f"-cidl {self.cid_length} is too small: the minimum is 3")
         if self.nonce_length < 3:
             found.append(f"-cidn {self.nonce_length} is too small: the minimum is 3")
+        if self.cid_length + self.nonce_length > 63:
+            total = self.cid_length + self.nonce_length
+            found.append(
+                f"-cidl {self.cid_length} plus -cidn {self.nonce_length} is {total}: a payload label "
+                "must fit in one DNS label of 63 characters"
+            )
         if self.aes_mode not in AES_MODES:
             found.append(f"-aes-mode {self.aes_mode!r} is invalid: use ctr or cfb")
         if self.store_engine not in STORE_ENGINES:
             found.append(f"-store-engine {self.store_engine!r} is invalid: use rust or python")
         found.extend(self._limit_problems())
+        if self.gc_percent <= 0:
+            found.append(f"-gc-percent {self.gc_percent} is invalid: use a positive whole number")
+        found.extend(self._tls_problems())
+        return found
+
+    def _tls_problems(self) -> list[str]:
+        found: list[str] = []
+        if bool(self.cert) != bool(self.privkey):
+            found.append("-cert and -privkey must be given together: pass both PEM files, or neither to use ACME")
+        if not self.acme_directory.lower().startswith("https://"):
+            found.append(f"-acme-directory {self.acme_directory!r} is invalid: ACME servers are reached over https://")
+        if self.acme_email and (self.acme_email.count("@") != 1 or any(c in self.acme_email for c in " ,<>")):
+            found.append(f"-acme-email {self.acme_email!r} is not an e-mail address: use the form name@example.com")
+        for name in ("acme_renew_before", "acme_check_interval", "acme_order_timeout", "acme_request_timeout"):
+            value = getattr(self, name)
+            if not value > 0:
+                flag = "-" + name.replace("_", "-")
+                found.append(f"{flag} {value} is invalid: use a positive number")
         return found
 
     def _limit_problems(self) -> list[str]:

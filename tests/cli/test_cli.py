@@ -117,3 +117,10 @@ def test_process_bad_certificate(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "could not load the certificate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_process_help(tmp_path: Path) -> None:
+    result = run_cli("-h", home=tmp_path)
+    assert result.returncode == 0
+    for flag in FLAGS:
+        assert flag.names[-1] in result.stdout
