@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from interactsh.config import ServerConfig
 from interactsh.listeners.binding import bind_error
+from interactsh.listeners.connection_limits import OpenConnections
 from interactsh.listeners.dns_answer import DnsAnswerer
 from interactsh.listeners.dns_handler import DnsHandler
 from interactsh.listeners.dns_records import load_custom_records
@@ -205,9 +206,13 @@ class DnsListener:
         self.tcp_port = 0
         self._udp_transport: asyncio.DatagramTransport | None = None
         self._tcp_server: asyncio.AbstractServer | None = None
-        self._connections: set[_TcpConnection] = set()
-        self._connections_per_ip: dict[str, int] = {}
-        self._capped_ips: set[str] = set()
+        self._connections: OpenConnections[_TcpConnection] = OpenConnections(
+            "DNS TCP",
+            config.dns_tcp_max_connections,
+            config.dns_tcp_max_connections_per_ip,
+            "-dns-tcp-max-connections-per-ip",
+            log,
+        )
 
     @property
     def answerer(self) -> DnsAnswerer:
@@ -219,36 +224,10 @@ class DnsListener:
 
     def admit(self, connection: _TcpConnection) -> bool:
         """Register a new TCP connection, or return ``False`` when a connection cap is reached."""
-        ip = connection.client_ip
-        count = self._connections_per_ip.get(ip, 0)
-        if count >= self.config.dns_tcp_max_connections_per_ip:
-            if ip not in self._capped_ips:
-                self._capped_ips.add(ip)
-                log.warning(
-                    "%s: DNS TCP connections from this address reached the cap of %d; closing new ones",
-                    ip,
-                    self.config.dns_tcp_max_connections_per_ip,
-                )
-            return False
-        if len(self._connections) >= self.config.dns_tcp_max_connections:
-            log.debug("%s: DNS TCP connection closed: %d connections are open", ip, len(self._connections))
-            return False
-        self._connections.add(connection)
-        self._connections_per_ip[ip] = count + 1
-        return True
+        return self._connections.admit(connection, connection.client_ip)
 
     def release(self, connection: _TcpConnection) -> None:
-        if connection not in self._connections:
-            return
-        self._connections.discard(connection)
-        ip = connection.client_ip
-        count = self._connections_per_ip.get(ip, 1) - 1
-        if count > 0:
-            self._connections_per_ip[ip] = count
-        else:
-            self._connections_per_ip.pop(ip, None)
-        if count < self.config.dns_tcp_max_connections_per_ip:
-            self._capped_ips.discard(ip)
+        self._connections.release(connection)
 
     async def bind(self) -> None:
         """Bind UDP and TCP on the same port; raise ``OSError`` naming the address when that fails."""

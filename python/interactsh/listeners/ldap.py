@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from interactsh.config import ServerConfig
 from interactsh.listeners.ber import BerError, MessageReader, NotLdapError
+from interactsh.listeners.connection_limits import OpenConnections
 from interactsh.listeners.ldap_ops import (
     OID_START_TLS,
     ExtendedRequest,
@@ -86,9 +87,13 @@ class LdapListener:
         self.loop = asyncio.get_running_loop()
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[LdapConnection] = set()
-        self._connections_per_ip: dict[str, int] = {}
-        self._capped_ips: set[str] = set()
+        self._connections: OpenConnections[LdapConnection] = OpenConnections(
+            "LDAP",
+            config.ldap_max_connections,
+            config.ldap_max_connections_per_ip,
+            "-ldap-max-connections-per-ip",
+            log,
+        )
 
     @property
     def connection_count(self) -> int:
@@ -107,38 +112,11 @@ class LdapListener:
 
     def admit(self, connection: LdapConnection) -> bool:
         """Register a connection, or return ``False`` when a connection cap is reached."""
-        ip = connection.ip
-        count = self._connections_per_ip.get(ip, 0)
-        if count >= self.config.ldap_max_connections_per_ip:
-            if ip not in self._capped_ips:
-                self._capped_ips.add(ip)
-                log.warning(
-                    "%s: LDAP connections from this address reached the cap of %d "
-                    "(ldap_max_connections_per_ip); closing new ones",
-                    ip,
-                    self.config.ldap_max_connections_per_ip,
-                )
-            return False
-        if len(self._connections) >= self.config.ldap_max_connections:
-            log.debug("%s: LDAP connection closed: %d connections are open", ip, len(self._connections))
-            return False
-        self._connections.add(connection)
-        self._connections_per_ip[ip] = count + 1
-        return True
+        return self._connections.admit(connection, connection.ip)
 
     def release(self, connection: LdapConnection) -> None:
         """Forget a closed connection."""
-        if connection not in self._connections:
-            return
-        self._connections.discard(connection)
-        ip = connection.ip
-        count = self._connections_per_ip.get(ip, 1) - 1
-        if count > 0:
-            self._connections_per_ip[ip] = count
-        else:
-            self._connections_per_ip.pop(ip, None)
-        if count < self.config.ldap_max_connections_per_ip:
-            self._capped_ips.discard(ip)
+        self._connections.release(connection)
 
     async def close(self) -> None:
         """Stop listening and close every open connection."""
