@@ -84,6 +84,25 @@ async def start_http(config: ServerConfig, app: ASGIApp) -> HttpListener:
     Raises ``OSError`` naming the address when the port cannot be bound.
     """
     sock = bind_socket(config.listen_ip, config.http_port)
+    server = uvicorn_server(config, app, config.http_port)
+    try:
+        await server.startup(sockets=[sock])
+    except BaseException:
+        sock.close()
+        raise
+    await server.on_tick(0)
+    main_loop = asyncio.create_task(server.main_loop(), name="interactsh-http-main-loop")
+    listener = HttpListener(server, sock, main_loop)
+    log.debug("HTTP listener on %s port %d", config.listen_ip, listener.port)
+    return listener
+
+
+def uvicorn_server(config: ServerConfig, app: ASGIApp, port: int) -> uvicorn.Server:
+    """Return a uvicorn server for ``app`` with the capture protocol, its limits and its reject hook.
+
+    The caller runs the server's steps itself, because ``Server.serve()`` would
+    also take over SIGINT and SIGTERM, which belong to the caller.
+    """
     capture = getattr(getattr(app, "state", None), "capture", None)
     settings = ProtocolSettings(
         max_head_size=config.max_request_size,
@@ -91,12 +110,11 @@ async def start_http(config: ServerConfig, app: ASGIApp) -> HttpListener:
         limiter=ConnectionLimiter(config.http_max_connections_per_ip),
         reject_hook=capture.record_rejected if isinstance(capture, Capture) else None,
     )
-    protocol = functools.partial(CaptureProtocol, settings=settings)
     uvicorn_config = uvicorn.Config(
         cast(Any, app),
         host=config.listen_ip,
-        port=config.http_port,
-        http=cast(Any, protocol),
+        port=port,
+        http=cast(Any, functools.partial(CaptureProtocol, settings=settings)),
         ws="none",
         lifespan="off",
         interface="asgi3",
@@ -110,25 +128,16 @@ async def start_http(config: ServerConfig, app: ASGIApp) -> HttpListener:
     )
     uvicorn_config.load()
     server = uvicorn.Server(uvicorn_config)
-    # Server.serve() would also take over SIGINT and SIGTERM, which belong to the caller,
-    # so this runs the steps of Server._serve() without it.
     server.lifespan = uvicorn_config.lifespan_class(uvicorn_config)
-    try:
-        await server.startup(sockets=[sock])
-    except BaseException:
-        sock.close()
-        raise
-    await server.on_tick(0)
-    main_loop = asyncio.create_task(server.main_loop(), name="interactsh-http-main-loop")
-    listener = HttpListener(server, sock, main_loop)
-    log.debug("HTTP listener on %s port %d", config.listen_ip, listener.port)
-    return listener
+    return server
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Return a listening TCP socket on ``host:port``; raise ``OSError`` naming the address on failure."""
+def bind_socket(
+    host: str, port: int, service: str = "the HTTP listener", port_flag: str = "-http-port"
+) -> socket.socket:
+    """Return a listening TCP socket on ``host:port``; raise ``OSError`` naming the address and the fix."""
     family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     try:
         return socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
     except OSError as error:
-        raise bind_error(error, "the HTTP listener", host, port, "-http-port") from error
+        raise bind_error(error, service, host, port, port_flag) from error

@@ -14,22 +14,15 @@ capture route records as ``protocol: https``.
 from __future__ import annotations
 
 import asyncio
-import functools
-import ipaddress
 import logging
-import math
-import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
-import uvicorn
 from starlette.types import ASGIApp
 
 from interactsh.config import ServerConfig
-from interactsh.listeners.http import LISTEN_BACKLOG, HttpListener
-from interactsh.listeners.http_capture import Capture
-from interactsh.listeners.http_protocol import CaptureProtocol, ConnectionLimiter, ProtocolSettings
+from interactsh.listeners.http import LISTEN_BACKLOG, HttpListener, bind_socket, uvicorn_server
 from interactsh.tls import TlsProvider
 
 log = logging.getLogger("interactsh.http")
@@ -58,8 +51,8 @@ async def start_https(config: ServerConfig, app: ASGIApp, tls: TlsProvider) -> H
 
     Raises ``OSError`` naming the address when the port cannot be bound.
     """
-    sock = bind_https_socket(config.listen_ip, config.https_port)
-    server = _uvicorn_server(config, app)
+    sock = bind_socket(config.listen_ip, config.https_port, "the HTTPS listener", "-https-port")
+    server = uvicorn_server(config, app, config.https_port)
     try:
         # With an empty socket list, startup() only prepares the server: the TLS server is created here
         # because uvicorn cannot pass a handshake timeout to loop.create_server().
@@ -91,49 +84,3 @@ async def start_https(config: ServerConfig, app: ASGIApp, tls: TlsProvider) -> H
     listener = HttpListener(server, sock, main_loop)
     log.debug("HTTPS listener on %s port %d", config.listen_ip, listener.port)
     return listener
-
-
-def _uvicorn_server(config: ServerConfig, app: ASGIApp) -> uvicorn.Server:
-    """Return a uvicorn server for ``app`` with the HTTP listener's protocol, limits and reject hook."""
-    capture = getattr(getattr(app, "state", None), "capture", None)
-    settings = ProtocolSettings(
-        max_head_size=config.max_request_size,
-        head_timeout=config.http_header_timeout,
-        limiter=ConnectionLimiter(config.http_max_connections_per_ip),
-        reject_hook=capture.record_rejected if isinstance(capture, Capture) else None,
-    )
-    uvicorn_config = uvicorn.Config(
-        cast(Any, app),
-        host=config.listen_ip,
-        port=config.https_port,
-        http=cast(Any, functools.partial(CaptureProtocol, settings=settings)),
-        ws="none",
-        lifespan="off",
-        interface="asgi3",
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        date_header=True,
-        backlog=LISTEN_BACKLOG,
-        timeout_graceful_shutdown=math.ceil(config.http_shutdown_timeout),
-    )
-    uvicorn_config.load()
-    server = uvicorn.Server(uvicorn_config)
-    # Server.serve() would also take over SIGINT and SIGTERM, which belong to the caller, so the
-    # caller runs the steps of Server._serve() itself.
-    server.lifespan = uvicorn_config.lifespan_class(uvicorn_config)
-    return server
-
-
-def bind_https_socket(host: str, port: int) -> socket.socket:
-    """Return a listening TCP socket on ``host:port``; raise ``OSError`` naming the address on failure."""
-    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
-    except OSError as error:
-        raise OSError(
-            error.errno,
-            f"could not bind the HTTPS listener to {host} port {port}: {error.strerror}; "
-            "choose another -https-port or stop the process that uses it",
-        ) from error
