@@ -25,7 +25,7 @@ from interactsh.tls import TlsProvider
 log = logging.getLogger("interactsh.server")
 store_log = logging.getLogger("interactsh.store")
 
-# Longest pause between removals of expired sessions. Expired ones already read as absent.
+# Maximum pause between removals of expired sessions. Expired ones already read as absent.
 MAX_EXPIRY_INTERVAL = 60.0
 
 

@@ -23,7 +23,7 @@ Rules that both engines follow, checked by ``tests/store/test_contract.py``:
   registration. ``ttl_seconds=None`` disables expiry. An expired session reads
   as absent at once, even before :meth:`Store.expire` removes it, and a later
   registration of the same id starts empty with a new AES key.
-* ``append`` drops the oldest records of the session while it holds more than
+* ``append`` drops the oldest records of the session while it contains more than
   ``max_session_items`` records or ``max_session_bytes`` bytes, and counts
   each drop. A record larger than ``max_session_bytes`` is dropped itself.
 * ``poll`` builds the whole reply body but removes nothing: the caller sends
