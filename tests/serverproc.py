@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,8 +89,28 @@ class RunningServer:
         return int(self.process.returncode)
 
 
+# A port that free_port() found free can be taken before the server binds it (another
+# process's outgoing connection may get it as its ephemeral port), so start-up is retried
+# on fresh ports when the server reports a port in use.
+START_ATTEMPTS = 3
+
+
+class PortTakenError(RuntimeError):
+    """The server exited at start because one of its ports was already in use."""
+
+
 def launch(tmp_path: Path, *args: str, engine: str = "rust", env: dict[str, str] | None = None) -> RunningServer:
     """Start the server with ``args`` on fresh ports and wait until it listens."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return _launch_once(tmp_path, *args, engine=engine, env=env)
+        except PortTakenError:
+            if attempt == START_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _launch_once(tmp_path: Path, *args: str, engine: str, env: dict[str, str] | None) -> RunningServer:
     ports = {service: free_port() for service in SERVICES}
     argv = [sys.executable, "-m", "interactsh.cli", "-listen-ip", HOST, "-ip", HOST, "-domain", DOMAIN]
     for service, port in ports.items():
@@ -107,7 +126,9 @@ def launch(tmp_path: Path, *args: str, engine: str = "rust", env: dict[str, str]
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while "server ready" not in server.logs():
         if not server.alive():
-            raise RuntimeError(f"server exited with {process.returncode} at start:\n{server.logs()}")
+            logs = server.logs()
+            failure = PortTakenError if "address already in use" in logs.lower() else RuntimeError
+            raise failure(f"server exited with {process.returncode} at start:\n{logs}")
         if time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"server did not listen within {STARTUP_TIMEOUT} s:\n{server.logs()}")
